@@ -1,0 +1,59 @@
+# barrage — the verbs a user types. `make help` lists them.
+GO      ?= go
+BIN     ?= bin/barrage
+PKGS    := ./...
+# Packages the race detector runs on. The engine's hot loop is included:
+# its tests are short and -race checks the hand-offs between goroutines.
+RACE_PKGS := ./proto/... ./engine/... ./report/... ./coord/... ./target/... ./internal/...
+FUZZTIME ?= 20s
+
+.PHONY: help build test race fuzz bench bench-peers check deps demo clean
+
+help:
+	@echo "make build        build $(BIN)"
+	@echo "make test         install ZooKeeper if missing, then unit, fuzz-seed, allocation and end-to-end tests"
+	@echo "make race         tests under the race detector"
+	@echo "make fuzz         run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
+	@echo "make bench        Go micro-benchmarks (parser vs net/http, encoder, pacer, histogram)"
+	@echo "make bench-peers  barrage vs wrk against nginx, pinned cores (installs wrk, nginx)"
+	@echo "make demo         ZooKeeper + target + 2 agents + coordinator: a short stepped test"
+	@echo "make check        gofmt, go vet, and a clean tree after formatting"
+
+build:
+	$(GO) build -o $(BIN) ./cmd/barrage
+
+deps:
+	bash scripts/install-deps.sh zookeeper
+
+test: deps
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 12m $(PKGS)
+
+race: deps
+	$(GO) test -count=1 -race -timeout 15m $(RACE_PKGS)
+
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./proto/... ./engine/...
+
+bench-peers: build
+	bash bench/peers.sh
+
+demo: build deps
+	bash scripts/demo.sh
+
+check:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet $(PKGS)
+	gofmt -w .
+	git diff --exit-code
+
+clean:
+	rm -rf bin

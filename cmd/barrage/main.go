@@ -1,0 +1,55 @@
+// Command barrage is a maximum-QPS HTTP/1.1 load generator: `run` on one
+// machine, `agent` and `coord` for a distributed test through ZooKeeper,
+// `set` for live changes, and `target`, a fast built-in server.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// Exit codes, documented in the README.
+const (
+	exitOK       = 0
+	exitNoStart  = 1 // the run could not start (bad URL, target unreachable)
+	exitBadInput = 2 // bad flags or plan
+)
+
+const usage = `barrage — a distributed, maximum-QPS HTTP/1.1 load generator
+
+Usage:
+  barrage run [flags] URL         load one target from this machine (wrk-like)
+  barrage target [flags]          a fast built-in HTTP/1.1 server for benchmarks
+  barrage agent --zk HOSTS        join a distributed test as a load agent
+  barrage coord --zk HOSTS ...    coordinate a distributed test
+  barrage set --zk HOSTS ...      change a running distributed test's rate
+
+Run 'barrage COMMAND --help' for a command's flags.
+`
+
+var commands = map[string]func(args []string) int{
+	"run":    cmdRun,
+	"target": cmdTarget,
+	"agent":  cmdAgent,
+	"coord":  cmdCoord,
+	"set":    cmdSet,
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(exitBadInput)
+	}
+	name := os.Args[1]
+	switch name {
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		os.Exit(exitOK)
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "barrage: unknown command %q (want run, target, agent, coord or set; see barrage --help)\n", name)
+		os.Exit(exitBadInput)
+	}
+	os.Exit(cmd(os.Args[2:]))
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/barrage-load/barrage/engine"
+	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/report"
+)
+
+const runAbout = `Loads one HTTP/1.1 target from this machine: one event loop per allowed CPU
+(taskset is respected), keep-alive connections, optional pipelining.
+
+Closed model (default, -r 0): every connection keeps --pipeline requests in
+flight, as fast as the target answers; latency is service time, and a
+coordinated-omission-corrected view is shown beside it.
+Open model (-r N): N requests per second on schedule whatever the target
+does; latency is measured from each request's intended send time, so a
+stalled target shows up as latency.
+
+A plan file (-f) adds patterns: ramp, steps, spike. Example:
+  target_url: http://127.0.0.1:8080/
+  connections: 64
+  pattern: {type: steps, steps: [{duration: 5s, rate: 1000}, {duration: 5s, rate: 5000}]}
+
+Progress goes to stderr once a second, the report to stdout.
+Exit status: 0 run completed, 1 could not start (bad URL, target unreachable),
+2 bad flags or plan.`
+
+func cmdRun(args []string) int {
+	fs := newFlagSet("run", "[flags] URL", runAbout)
+	var lf loadFlags
+	lf.register(fs)
+	cores := fs.Int("cores", 0, "event loops, one per CPU, taken from the allowed CPU set (0 = all allowed)")
+	jsonOut := fs.String("json", "", "also write the report as JSON to this file (- = stdout, and the text report goes to stderr)")
+	quiet := fs.BoolP("quiet", "q", false, "no progress lines")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	plan, err := lf.build(fs, fs.Args())
+	if err != nil {
+		return planError("run", err)
+	}
+	opts, err := engine.FromPlan(plan)
+	if err != nil {
+		return planError("run", err)
+	}
+	cpus, err := engine.AllowedCPUs()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "barrage run: %v\n", err)
+		return exitNoStart
+	}
+	if *cores < 0 || *cores > len(cpus) {
+		fmt.Fprintf(os.Stderr, "barrage run: --cores %d: this process may use %d CPUs %v\n", *cores, len(cpus), cpus)
+		return exitBadInput
+	}
+	if *cores > 0 {
+		cpus = cpus[:*cores]
+	}
+	opts.CPUs = cpus
+
+	agg := report.NewAggregator(plan.TargetURL, opts.Schedule, plan.Pipeline, plan.Open())
+	var progress io.Writer = os.Stderr
+	if *quiet {
+		progress = nil
+	}
+	opts.OnInterval = func(s *proto.Stats) {
+		agg.Add(s)
+		if progress != nil {
+			printProgress(progress, s, agg.Total())
+		}
+	}
+	eng, err := engine.New(opts)
+	if err != nil {
+		return planError("run", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := eng.Run(ctx)
+	if err != nil {
+		if errors.Is(err, engine.ErrNoConnection) {
+			fmt.Fprintf(os.Stderr, "barrage run: %v (is the target up?)\n", err)
+			return exitNoStart
+		}
+		fmt.Fprintf(os.Stderr, "barrage run: %v\n", err)
+		return exitNoStart
+	}
+	elapsed := agg.Total().End
+	rep := agg.Report(elapsed)
+	if err := writeReport(rep, *jsonOut); err != nil {
+		fmt.Fprintf(os.Stderr, "barrage run: %v\n", err)
+		return exitNoStart
+	}
+	_ = res
+	return exitOK
+}
+
+// planError prints err for the user and picks the exit code.
+func planError(cmd string, err error) int {
+	fmt.Fprintf(os.Stderr, "barrage %s: %v\n", cmd, err)
+	if errors.Is(err, errBadURL) {
+		return exitNoStart
+	}
+	if errors.Is(err, proto.ErrBadPlan) || errors.Is(err, engine.ErrBadOptions) {
+		return exitBadInput
+	}
+	return exitNoStart
+}
+
+func printProgress(w io.Writer, s, total *proto.Stats) {
+	d := (s.End - s.Start).Seconds()
+	rps := 0.0
+	if d > 0 {
+		rps = float64(s.Responses) / d
+	}
+	p99 := "-"
+	if s.Latency != nil && s.Latency.TotalCount() > 0 {
+		p99 = (time.Duration(s.Latency.ValueAtQuantile(99)) * time.Microsecond).String()
+	}
+	fmt.Fprintf(w, "[%6.1fs] %10.0f req/s  p99 %-10s errors %d (total %d)  conns %d/%d\n",
+		s.End.Seconds(), rps, p99, s.TotalErrors(), total.TotalErrors(), s.ConnsOpen, s.ConnsWanted)
+}
+
+// writeReport prints the text report and writes the JSON one if asked.
+func writeReport(rep *report.Report, jsonOut string) error {
+	text := io.Writer(os.Stdout)
+	if jsonOut == "-" {
+		text = os.Stderr
+	}
+	if err := rep.WriteText(text); err != nil {
+		return err
+	}
+	if jsonOut == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if jsonOut == "-" {
+		_, err = os.Stdout.Write(b)
+		return err
+	}
+	if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
+		return fmt.Errorf("cannot write the JSON report: %w", err)
+	}
+	return nil
+}

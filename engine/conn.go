@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/proto/http1"
+)
+
+// inflight is one request on the wire: when it was meant to go (open model)
+// and when it went, both in ns since the engine's epoch.
+type inflight struct {
+	intended, sent int64
+}
+
+// conn is one connection slot of a loop. It outlives the TCP connections
+// that fill it: when one closes, the slot dials again. Every field is owned
+// by the loop, except during dialing, when only the dialer goroutine holds
+// the slot (dialing == true).
+type conn struct {
+	l  *loop
+	gc gnet.Conn // nil while not open
+
+	// ring holds the requests in flight, oldest at head; its length is the
+	// pipeline depth.
+	ring    []inflight
+	head, n int
+	parser  http1.Parser
+	wbuf    []byte // requests batched for one write
+
+	open     bool
+	dialing  bool
+	draining bool // excess after a connection-count cut: close when idle
+	queued   bool // in the loop's free queue
+	dirty    bool // in the loop's dirty list (wbuf holds bytes)
+	// fail is the error kind that the close now under way is counted as.
+	fail    proto.ErrKind
+	failSet bool
+}
+
+func (c *conn) free() int { return len(c.ring) - c.n }
+
+// push records a request sent now.
+func (c *conn) push(intended, sent int64) {
+	i := c.head + c.n
+	if i >= len(c.ring) {
+		i -= len(c.ring)
+	}
+	c.ring[i] = inflight{intended, sent}
+	c.n++
+}
+
+// pop removes the oldest request in flight and returns it.
+func (c *conn) pop() inflight {
+	f := c.ring[c.head]
+	c.head++
+	if c.head == len(c.ring) {
+		c.head = 0
+	}
+	c.n--
+	return f
+}
+
+func (c *conn) reset() {
+	c.head, c.n = 0, 0
+	c.wbuf = c.wbuf[:0]
+	c.failSet = false
+	c.dirty = false
+}
+
+// setFail records why the connection is being closed; the first reason wins.
+func (c *conn) setFail(k proto.ErrKind) {
+	if !c.failSet {
+		c.fail, c.failSet = k, true
+	}
+}

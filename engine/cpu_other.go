@@ -1,0 +1,24 @@
+//go:build !linux
+
+package engine
+
+import (
+	"runtime"
+	"time"
+)
+
+// AllowedCPUs lists CPUs 0..NumCPU-1; affinity is not read on this system.
+func AllowedCPUs() ([]int, error) {
+	cpus := make([]int, runtime.NumCPU())
+	for i := range cpus {
+		cpus[i] = i
+	}
+	return cpus, nil
+}
+
+// pinThread only locks the goroutine to its thread on this system.
+func pinThread(int) error { runtime.LockOSThread(); return nil }
+
+func setTimerSlack(int) {}
+
+func sleepPrecise(d int64) { time.Sleep(time.Duration(d)) }

@@ -1,0 +1,249 @@
+package engine
+
+import (
+	"math"
+	"time"
+
+	"github.com/barrage-load/barrage/proto"
+)
+
+// seg is one segment of a schedule in the units the hot path wants:
+// nanoseconds and hits per nanosecond.
+type seg struct {
+	start, end int64   // ns from the test's start
+	from, to   float64 // rate in hits per ns at start and end
+	cum        float64 // hits due before start
+	conns      int
+	step       int
+}
+
+// Schedule maps time since the test's start to the number of requests due
+// (open model) and back. Hit k (from 0) is due at the instant the
+// cumulative rate integral reaches k, so the first hit goes at once.
+// It is a pure value: loops each hold their own copy.
+type Schedule struct {
+	segs []seg
+}
+
+// NewSchedule builds a schedule from a plan's segments (rates in requests per
+// second over the whole test).
+func NewSchedule(segments []proto.Segment) Schedule {
+	var s Schedule
+	var cum float64
+	for _, g := range segments {
+		x := seg{
+			start: int64(g.Start), end: int64(g.End()),
+			from: g.From / 1e9, to: g.To / 1e9,
+			cum: cum, conns: g.Connections, step: g.Step,
+		}
+		cum += x.hitsWithin(x.end - x.start)
+		s.segs = append(s.segs, x)
+	}
+	return s
+}
+
+// hitsWithin is the rate integral over the first dt ns of the segment.
+func (x *seg) hitsWithin(dt int64) float64 {
+	d := float64(x.end - x.start)
+	t := float64(dt)
+	if d <= 0 {
+		return 0
+	}
+	return x.from*t + (x.to-x.from)*t*t/(2*d)
+}
+
+// timeFor is the inverse of hitsWithin: the offset into the segment at which
+// h hits have come due. h must not exceed the segment's total.
+func (x *seg) timeFor(h float64) int64 {
+	d := float64(x.end - x.start)
+	a := (x.to - x.from) / (2 * d) // h = a t² + from t
+	if math.Abs(a) < 1e-30 {
+		if x.from <= 0 {
+			return x.end - x.start
+		}
+		return int64(math.Ceil(h / x.from))
+	}
+	// t = (-from + sqrt(from² + 4ah)) / 2a; the numerically stable form.
+	disc := x.from*x.from + 4*a*h
+	if disc < 0 {
+		disc = 0
+	}
+	t := 2 * h / (x.from + math.Sqrt(disc))
+	return int64(math.Ceil(t))
+}
+
+// Duration is the schedule's total length.
+func (s *Schedule) Duration() time.Duration {
+	if len(s.segs) == 0 {
+		return 0
+	}
+	return time.Duration(s.segs[len(s.segs)-1].end)
+}
+
+// Total is the number of hits the whole schedule asks for.
+func (s *Schedule) Total() float64 {
+	if len(s.segs) == 0 {
+		return 0
+	}
+	l := &s.segs[len(s.segs)-1]
+	return l.cum + l.hitsWithin(l.end-l.start)
+}
+
+// find returns the index of the segment holding t (the last one past the end).
+func (s *Schedule) find(t int64) int {
+	for i := range s.segs {
+		if t < s.segs[i].end {
+			return i
+		}
+	}
+	return len(s.segs) - 1
+}
+
+// Hits is the number of hits due by elapsed (the rate's integral).
+func (s *Schedule) Hits(elapsed time.Duration) float64 {
+	if len(s.segs) == 0 || elapsed <= 0 {
+		return 0
+	}
+	t := int64(elapsed)
+	x := &s.segs[s.find(t)]
+	if t > x.end {
+		t = x.end
+	}
+	return x.cum + x.hitsWithin(t-x.start)
+}
+
+// At returns when hit k is due, and false when the schedule ends first.
+// hint is the segment to search from (the caller's cursor); it returns the
+// segment that holds the hit so a caller walking k upward never rescans.
+func (s *Schedule) At(k uint64, hint int) (at int64, seg int, ok bool) {
+	h := float64(k)
+	for i := hint; i < len(s.segs); i++ {
+		x := &s.segs[i]
+		total := x.hitsWithin(x.end - x.start)
+		if total > 0 && h < x.cum+total-1e-6 {
+			return x.start + x.timeFor(h-x.cum), i, true
+		}
+	}
+	return 0, len(s.segs), false
+}
+
+// Pace tells a sender that has sent `sent` hits by `elapsed` how long to
+// wait before the next one; stop is true when the schedule asks for no more.
+// A wait of 0 means the next hit is due now (or overdue).
+func (s *Schedule) Pace(elapsed time.Duration, sent uint64) (wait time.Duration, stop bool) {
+	at, _, ok := s.At(sent, 0)
+	if !ok {
+		return 0, true
+	}
+	if w := time.Duration(at) - elapsed; w > 0 {
+		return w, false
+	}
+	return 0, false
+}
+
+// Segment returns the connections and step in force at elapsed.
+func (s *Schedule) Segment(elapsed time.Duration) (conns, step int) {
+	if len(s.segs) == 0 {
+		return 0, 0
+	}
+	x := &s.segs[s.find(int64(elapsed))]
+	return x.conns, x.step
+}
+
+// Open reports whether any segment has a rate (the open model).
+func (s *Schedule) Open() bool {
+	for _, x := range s.segs {
+		if x.from > 0 || x.to > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// WithRate returns a copy of s in which, from `at` on, the rate is the
+// constant r requests per second (the step boundaries and connection counts
+// are kept). Hits due before `at` are unchanged, so a live change never
+// re-sends or skips a request.
+func (s *Schedule) WithRate(at time.Duration, r float64) Schedule {
+	segs := s.Segments()
+	for i := range segs {
+		segs[i].From, segs[i].To = r, r
+	}
+	return s.Splice(at, segs)
+}
+
+// Segments returns the schedule as plan segments (rates per second).
+func (s *Schedule) Segments() []proto.Segment {
+	out := make([]proto.Segment, len(s.segs))
+	for i, x := range s.segs {
+		out[i] = proto.Segment{
+			Start: time.Duration(x.start), Duration: time.Duration(x.end - x.start),
+			From: x.from * 1e9, To: x.to * 1e9, Connections: x.conns, Step: x.step,
+		}
+	}
+	return out
+}
+
+// Splice returns a schedule that is s before `at` and next from `at` on.
+// The hits due by `at` are s's, so nothing already sent is sent again; after
+// it, next's rate curve applies (a segment of next that straddles `at` is
+// cut there, keeping its slope).
+func (s *Schedule) Splice(at time.Duration, next []proto.Segment) Schedule {
+	t := int64(at)
+	var out Schedule
+	for _, x := range s.segs {
+		if x.start >= t {
+			break
+		}
+		if x.end > t {
+			x.to = x.from + (x.to-x.from)*float64(t-x.start)/float64(x.end-x.start)
+			x.end = t
+		}
+		out.segs = append(out.segs, x)
+	}
+	cum := 0.0
+	if n := len(out.segs); n > 0 {
+		l := &out.segs[n-1]
+		cum = l.cum + l.hitsWithin(l.end-l.start)
+	}
+	for _, g := range next {
+		x := seg{
+			start: int64(g.Start), end: int64(g.End()),
+			from: g.From / 1e9, to: g.To / 1e9, conns: g.Connections, step: g.Step,
+		}
+		if x.end <= t {
+			continue
+		}
+		if x.start < t {
+			x.from = x.from + (x.to-x.from)*float64(t-x.start)/float64(x.end-x.start)
+			x.start = t
+		}
+		x.cum = cum
+		cum += x.hitsWithin(x.end - x.start)
+		out.segs = append(out.segs, x)
+	}
+	return out
+}
+
+// WithConnections returns a copy of s in which every segment that has not
+// ended by `at` uses c connections.
+func (s *Schedule) WithConnections(at time.Duration, c int) Schedule {
+	out := Schedule{segs: append([]seg(nil), s.segs...)}
+	for i := range out.segs {
+		if out.segs[i].end > int64(at) {
+			out.segs[i].conns = c
+		}
+	}
+	return out
+}
+
+// Boundaries lists the instants at which a step begins, after 0.
+func (s *Schedule) Boundaries() []time.Duration {
+	var out []time.Duration
+	for i := 1; i < len(s.segs); i++ {
+		if s.segs[i].step != s.segs[i-1].step {
+			out = append(out, time.Duration(s.segs[i].start))
+		}
+	}
+	return out
+}

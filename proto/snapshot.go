@@ -1,0 +1,162 @@
+package proto
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// snapshotMagic starts every encoded snapshot (and versions the format).
+var snapshotMagic = []byte("BRS1")
+
+// ErrBadSnapshot occurs when snapshot bytes cannot be decoded.
+var ErrBadSnapshot = errors.New("proto: bad snapshot")
+
+// snapshotMeta is the JSON part of a snapshot: every counter, by name.
+type snapshotMeta struct {
+	Agent       string            `json:"agent,omitempty"`
+	Seq         int               `json:"seq"`
+	Step        int               `json:"step"`
+	StartNS     int64             `json:"start_ns"`
+	EndNS       int64             `json:"end_ns"`
+	Sent        uint64            `json:"sent"`
+	Responses   uint64            `json:"responses"`
+	Unfinished  uint64            `json:"unfinished,omitempty"`
+	Scheduled   uint64            `json:"scheduled,omitempty"`
+	Backlogged  uint64            `json:"backlogged,omitempty"`
+	Clamped     uint64            `json:"clamped,omitempty"`
+	BytesIn     uint64            `json:"bytes_in"`
+	BytesOut    uint64            `json:"bytes_out"`
+	Status      map[string]uint64 `json:"status,omitempty"`
+	Errors      map[string]uint64 `json:"errors,omitempty"`
+	ConnsOpen   int               `json:"conns_open"`
+	ConnsWanted int               `json:"conns_wanted"`
+	Open        bool              `json:"open"`
+	Final       bool              `json:"final,omitempty"`
+	FirstSend   int64             `json:"first_send_unix_ns,omitempty"`
+}
+
+// Snapshot is one agent's interval as it travels: the Stats plus who sent
+// it and whether it is the agent's last.
+type Snapshot struct {
+	Agent string
+	Stats *Stats
+	// Final marks the snapshot that ends the agent's run.
+	Final bool
+	// FirstSend is when the agent sent its first request (for start skew).
+	FirstSend time.Time
+}
+
+// MarshalSnapshot encodes a snapshot: magic, the counters as JSON, then the
+// four histograms in the V2 compressed encoding, each length-prefixed.
+func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
+	s := sn.Stats
+	m := snapshotMeta{
+		Agent: sn.Agent, Seq: s.Seq, Step: s.Step, StartNS: int64(s.Start), EndNS: int64(s.End),
+		Sent: s.Sent, Responses: s.Responses, Unfinished: s.Unfinished, Scheduled: s.Scheduled,
+		Backlogged: s.Backlogged, Clamped: s.Clamped, BytesIn: s.BytesIn, BytesOut: s.BytesOut,
+		ConnsOpen: s.ConnsOpen, ConnsWanted: s.ConnsWanted, Open: s.Open(), Final: sn.Final,
+		Status: map[string]uint64{}, Errors: map[string]uint64{},
+	}
+	if !sn.FirstSend.IsZero() {
+		m.FirstSend = sn.FirstSend.UnixNano()
+	}
+	for code, n := range s.Status {
+		if n > 0 {
+			m.Status[strconv.Itoa(code)] = n
+		}
+	}
+	for k := ErrKind(0); k < NumErrKinds; k++ {
+		if s.Errors[k] > 0 {
+			m.Errors[k.String()] = s.Errors[k]
+		}
+	}
+	js, err := json.Marshal(&m)
+	if err != nil {
+		return nil, err
+	}
+	out := append([]byte(nil), snapshotMagic...)
+	out = binary.AppendUvarint(out, uint64(len(js)))
+	out = append(out, js...)
+	for _, h := range []*hdrhistogram.Histogram{s.Latency, s.Service, s.Corrected, s.Lateness} {
+		if h == nil {
+			out = binary.AppendUvarint(out, 0)
+			continue
+		}
+		enc, err := EncodeHistogram(nil, h)
+		if err != nil {
+			return nil, err
+		}
+		out = binary.AppendUvarint(out, uint64(len(enc)))
+		out = append(out, enc...)
+	}
+	return out, nil
+}
+
+// UnmarshalSnapshot decodes MarshalSnapshot's bytes.
+func UnmarshalSnapshot(b []byte) (*Snapshot, error) {
+	if len(b) < len(snapshotMagic) || string(b[:len(snapshotMagic)]) != string(snapshotMagic) {
+		return nil, fmt.Errorf("%w: no magic", ErrBadSnapshot)
+	}
+	b = b[len(snapshotMagic):]
+	next := func() ([]byte, error) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return nil, fmt.Errorf("%w: truncated", ErrBadSnapshot)
+		}
+		part := b[k : k+int(n)]
+		b = b[k+int(n):]
+		return part, nil
+	}
+	js, err := next()
+	if err != nil {
+		return nil, err
+	}
+	var m snapshotMeta
+	if err := json.Unmarshal(js, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	}
+	s := &Stats{
+		Seq: m.Seq, Step: m.Step, Start: time.Duration(m.StartNS), End: time.Duration(m.EndNS),
+		Sent: m.Sent, Responses: m.Responses, Unfinished: m.Unfinished, Scheduled: m.Scheduled,
+		Backlogged: m.Backlogged, Clamped: m.Clamped, BytesIn: m.BytesIn, BytesOut: m.BytesOut,
+		ConnsOpen: m.ConnsOpen, ConnsWanted: m.ConnsWanted,
+	}
+	for k, n := range m.Status {
+		code, err := strconv.Atoi(k)
+		if err != nil || code < 0 || code >= MaxStatus {
+			code = 0
+		}
+		s.Status[code] += n
+	}
+	for k := ErrKind(0); k < NumErrKinds; k++ {
+		s.Errors[k] = m.Errors[k.String()]
+	}
+	for _, dst := range []**hdrhistogram.Histogram{&s.Latency, &s.Service, &s.Corrected, &s.Lateness} {
+		part, err := next()
+		if err != nil {
+			return nil, err
+		}
+		if len(part) == 0 {
+			continue
+		}
+		h, err := DecodeHistogram(part)
+		if err != nil {
+			return nil, err
+		}
+		*dst = h
+	}
+	if s.Latency == nil {
+		s.Latency = NewHistogram()
+	}
+	sn := &Snapshot{Agent: m.Agent, Stats: s, Final: m.Final}
+	if m.FirstSend != 0 {
+		sn.FirstSend = time.Unix(0, m.FirstSend)
+	}
+	return sn, nil
+}

@@ -1,0 +1,188 @@
+package proto
+
+import (
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Histogram bounds: every latency is recorded in microseconds from 1 µs to
+// 60 s with 3 significant digits. Values above the top are clamped to it and
+// counted in Stats.Clamped, so a stuck request is never lost from the count.
+const (
+	HistMin    = 1
+	HistMax    = int64(60 * time.Second / time.Microsecond)
+	HistDigits = 3
+)
+
+// NewHistogram returns an empty histogram with the project's bounds.
+func NewHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(HistMin, HistMax, HistDigits)
+}
+
+// ErrKind classifies a failed request.
+type ErrKind int
+
+// Error kinds.
+const (
+	// ErrConnect occurs when a connection cannot be opened (refused, timed
+	// out, unreachable). It counts connection attempts, not requests.
+	ErrConnect ErrKind = iota
+	// ErrTimeout occurs when a response does not complete within the
+	// request timeout; the connection is closed and reopened.
+	ErrTimeout
+	// ErrReset occurs when the peer closes or resets the connection while
+	// requests are in flight.
+	ErrReset
+	// ErrProtocol occurs when the response bytes are not valid HTTP/1.1.
+	ErrProtocol
+	NumErrKinds
+)
+
+var errKindNames = [NumErrKinds]string{"connect", "timeout", "reset", "protocol"}
+
+// String names the kind as the report and the JSON show it.
+func (k ErrKind) String() string {
+	if k < 0 || k >= NumErrKinds {
+		return "unknown"
+	}
+	return errKindNames[k]
+}
+
+// MaxStatus bounds the status codes counted one by one; any other code is
+// counted in Status[0].
+const MaxStatus = 600
+
+// Stats are the counters and histograms of one interval (or, merged, of a
+// whole run) of one loop, agent or test. The engine's loops update it in
+// place on their hot path, so it holds plain counters and no maps.
+type Stats struct {
+	// Step is the schedule step the interval belongs to; Seq numbers the
+	// interval from 0 at the start of the test.
+	Step int
+	Seq  int
+	// Start and End bound the interval, measured from the test's start.
+	Start, End time.Duration
+
+	// Sent counts requests written; Responses, complete final responses;
+	// Unfinished, requests still in flight when the test stopped. Errors
+	// other than ErrConnect count requests that failed. At the end of a
+	// run Sent == Responses + failed requests + Unfinished.
+	Sent, Responses, Unfinished uint64
+	Status                      [MaxStatus]uint64
+	Errors                      [NumErrKinds]uint64
+	BytesIn, BytesOut           uint64
+	// Scheduled counts the open model's tokens that came due; Backlogged,
+	// those that found no connection free (the target was slower than the
+	// rate) and waited for one; Clamped, latencies over HistMax.
+	Scheduled, Backlogged, Clamped uint64
+
+	// ConnsOpen and ConnsWanted sample the connections held and asked for
+	// at the interval's end (summed over loops and agents).
+	ConnsOpen, ConnsWanted int
+
+	// Latency is what the report leads with: in the open model from each
+	// request's intended send time (coordinated omission corrected), in the
+	// closed model from its actual send time. Service is the open model's
+	// time from the actual send. Corrected is the closed model's latency
+	// back-filled for coordinated omission at the expected interval.
+	// Lateness is the open model's actual minus intended send time of the
+	// requests the generator could send at once: its own delay.
+	Latency, Service, Corrected, Lateness *hdrhistogram.Histogram
+}
+
+// NewStats returns empty stats with the histograms that model uses.
+func NewStats(open bool) *Stats {
+	s := &Stats{Latency: NewHistogram()}
+	if open {
+		s.Service = NewHistogram()
+		s.Lateness = NewHistogram()
+	} else {
+		s.Corrected = NewHistogram()
+	}
+	return s
+}
+
+// Open reports whether s holds open-model stats.
+func (s *Stats) Open() bool { return s.Lateness != nil }
+
+// Reset zeroes s and keeps its histograms' memory.
+func (s *Stats) Reset() {
+	l, sv, c, la := s.Latency, s.Service, s.Corrected, s.Lateness
+	*s = Stats{Latency: l, Service: sv, Corrected: c, Lateness: la}
+	for _, h := range []*hdrhistogram.Histogram{l, sv, c, la} {
+		if h != nil {
+			h.Reset()
+		}
+	}
+}
+
+// Failed counts the requests that failed (every error kind but connect).
+func (s *Stats) Failed() uint64 {
+	var n uint64
+	for k := ErrTimeout; k < NumErrKinds; k++ {
+		n += s.Errors[k]
+	}
+	return n
+}
+
+// TotalErrors counts every error, connection errors included.
+func (s *Stats) TotalErrors() uint64 { return s.Failed() + s.Errors[ErrConnect] }
+
+func mergeHist(dst **hdrhistogram.Histogram, src *hdrhistogram.Histogram) int64 {
+	if src == nil {
+		return 0
+	}
+	if *dst == nil {
+		*dst = NewHistogram()
+	}
+	return (*dst).Merge(src)
+}
+
+// Merge adds o into s. Histograms merge exactly; it returns how many
+// recorded values could not be merged, which the caller must show.
+// The interval bounds widen to cover both; connection samples add up.
+func (s *Stats) Merge(o *Stats) (dropped int64) {
+	if o.Start < s.Start || (s.Start == 0 && s.End == 0) {
+		s.Start = o.Start
+	}
+	if o.End > s.End {
+		s.End = o.End
+	}
+	s.Sent += o.Sent
+	s.Responses += o.Responses
+	s.Unfinished += o.Unfinished
+	for i := range o.Status {
+		s.Status[i] += o.Status[i]
+	}
+	for i := range o.Errors {
+		s.Errors[i] += o.Errors[i]
+	}
+	s.BytesIn += o.BytesIn
+	s.BytesOut += o.BytesOut
+	s.Scheduled += o.Scheduled
+	s.Backlogged += o.Backlogged
+	s.Clamped += o.Clamped
+	s.ConnsOpen += o.ConnsOpen
+	s.ConnsWanted += o.ConnsWanted
+	dropped += mergeHist(&s.Latency, o.Latency)
+	dropped += mergeHist(&s.Service, o.Service)
+	dropped += mergeHist(&s.Corrected, o.Corrected)
+	dropped += mergeHist(&s.Lateness, o.Lateness)
+	return dropped
+}
+
+// Clone returns a deep copy of s.
+func (s *Stats) Clone() *Stats {
+	c := *s
+	c.Latency, c.Service, c.Corrected, c.Lateness = nil, nil, nil, nil
+	for _, p := range []struct {
+		dst **hdrhistogram.Histogram
+		src *hdrhistogram.Histogram
+	}{{&c.Latency, s.Latency}, {&c.Service, s.Service}, {&c.Corrected, s.Corrected}, {&c.Lateness, s.Lateness}} {
+		if p.src != nil {
+			*p.dst = p.src.Clone()
+		}
+	}
+	return &c
+}
