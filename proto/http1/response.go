@@ -264,9 +264,12 @@ func parseStatusLine(l []byte) (major, minor, code int, err error) {
 	if len(rest) != 3 {
 		return 0, 0, 0, ErrBadStatusLine
 	}
-	// strconv.Atoi, which net/http uses, takes a leading '+'.
+	// strconv.Atoi, which net/http uses, takes a sign: "+12" is 12, and
+	// "-00" is 0, which it does not refuse as negative.
 	d := rest
-	if d[0] == '+' {
+	neg := false
+	if d[0] == '+' || d[0] == '-' {
+		neg = d[0] == '-'
 		d = d[1:]
 	}
 	for _, c := range d {
@@ -274,6 +277,9 @@ func parseStatusLine(l []byte) (major, minor, code int, err error) {
 			return 0, 0, 0, ErrBadStatusLine
 		}
 		code = code*10 + int(c-'0')
+	}
+	if neg && code != 0 {
+		return 0, 0, 0, ErrBadStatusLine
 	}
 	return major, minor, code, nil
 }
@@ -331,7 +337,14 @@ func (h *head) header(l []byte, first bool) error {
 		return ErrBadHeader
 	}
 	name, value := l[:colon], l[colon+1:]
+	spaced := false
 	for _, c := range name {
+		if c == ' ' {
+			// net/http takes a name with a space ("Content-Length : 5",
+			// go.dev/issue/34540) as some other header; so do we.
+			spaced = true
+			continue
+		}
 		if !tokenTable[c] {
 			return ErrBadHeader
 		}
@@ -342,8 +355,9 @@ func (h *head) header(l []byte, first bool) error {
 		}
 	}
 	value = trimOWS(value)
-	h.lastRelevant = true
+	h.lastRelevant = !spaced
 	switch {
+	case spaced:
 	case eqFoldBytes(name, "content-length"):
 		if !h.clSeen {
 			h.clSeen, h.cl = true, value
@@ -421,8 +435,13 @@ func parseLength(v []byte) (uint64, bool) {
 func (p *Parser) frame(h *head, major, minor, code int) error {
 	p.status = code
 	chunked := false
-	// Transfer-Encoding means nothing before HTTP/1.1.
-	if h.teCount > 0 && (major > 1 || major == 1 && minor >= 1) {
+	// Transfer-Encoding means nothing before HTTP/1.1; net/http takes
+	// "HTTP/0.0" for 1.1 here (and only here).
+	teMajor, teMinor := major, minor
+	if major == 0 && minor == 0 {
+		teMajor, teMinor = 1, 1
+	}
+	if h.teCount > 0 && (teMajor > 1 || teMajor == 1 && teMinor >= 1) {
 		if h.teCount != 1 || !h.teChunked {
 			return ErrBadTransferEncoding
 		}
@@ -488,7 +507,7 @@ func (p *Parser) parseChunkSize(b []byte) (int, error) {
 		return 0, ErrBadChunk
 	}
 	l := b[:i+1]
-	if cr := bytes.IndexByte(l, '\r'); cr != len(l)-2 {
+	if cr := bytes.IndexByte(l, '\r'); cr < 0 || cr != len(l)-2 {
 		return 0, ErrBadChunk
 	}
 	l = l[:len(l)-2]
