@@ -56,8 +56,11 @@ type Coordinator struct {
 	p    paths
 	conn *zk.Conn
 	// created lists nodes this coordinator created for a test, so that a
-	// failed start removes them.
+	// failed start removes them; dirs, the parent nodes it created, which
+	// go too if they are left empty.
 	created []string
+	dirs    []string
+	me      string // our election node
 }
 
 func (c *Coordinator) logf(format string, args ...any) {
@@ -110,6 +113,7 @@ func (c *Coordinator) Close() { c.conn.Close() }
 // over the running test or starts the plan, and returns its report.
 func (c *Coordinator) Run(ctx context.Context) (*report.Report, error) {
 	if err := c.lead(ctx); err != nil {
+		c.cleanup()
 		return nil, err
 	}
 	if id, st := c.runningTest(); st != nil {
@@ -117,6 +121,7 @@ func (c *Coordinator) Run(ctx context.Context) (*report.Report, error) {
 		return c.monitor(ctx, st, true)
 	}
 	if c.o.Plan == nil {
+		c.cleanup()
 		return nil, fmt.Errorf("%w to take over under %s", ErrNoTest, c.o.Root)
 	}
 	st, err := c.start(ctx)
@@ -129,11 +134,13 @@ func (c *Coordinator) Run(ctx context.Context) (*report.Report, error) {
 
 // lead joins the election and returns once this coordinator leads.
 func (c *Coordinator) lead(ctx context.Context) error {
-	if err := ensure(c.conn, c.p.election()); err != nil {
+	made, err := ensureMade(c.conn, c.p.election())
+	c.dirs = append(c.dirs, made...)
+	if err != nil {
 		return err
 	}
 	var me string
-	err := retry(10*time.Second, func() (err error) {
+	err = retry(10*time.Second, func() (err error) {
 		me, err = c.conn.Create(c.p.election()+"/c-", []byte(c.o.Name), zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll))
 		return err
 	})
@@ -141,6 +148,7 @@ func (c *Coordinator) lead(ctx context.Context) error {
 		return fmt.Errorf("coord: cannot join the election: %w", err)
 	}
 	me = me[strings.LastIndex(me, "/")+1:]
+	c.me = me
 	for {
 		kids, _, err := c.conn.Children(c.p.election())
 		if err != nil {
@@ -208,12 +216,22 @@ func (c *Coordinator) create(path string, data []byte) error {
 	return err
 }
 
-// cleanup removes what a failed start created, newest first.
+// cleanup removes what a failed start created, newest first, and the
+// parent nodes it created if nothing else uses them (the election node
+// is ephemeral; it is removed first so its parent can go).
 func (c *Coordinator) cleanup() {
 	for i := len(c.created) - 1; i >= 0; i-- {
 		_ = deleteTree(c.conn, c.created[i])
 	}
 	c.created = nil
+	if c.me != "" {
+		_ = c.conn.Delete(c.p.election()+"/"+c.me, -1)
+		c.me = ""
+	}
+	for i := len(c.dirs) - 1; i >= 0; i-- {
+		_ = c.conn.Delete(c.dirs[i], -1) // fails, harmlessly, when not empty
+	}
+	c.dirs = nil
 }
 
 type agentEntry struct {
@@ -288,6 +306,7 @@ func (c *Coordinator) start(ctx context.Context) (*TestState, error) {
 	st := &TestState{
 		ID:   "t" + strconv.FormatInt(time.Now().UnixMilli(), 10),
 		Plan: *plan, Interval: c.o.Interval, Phase: "assigned", Version: 1, MinAgent: c.o.MinAgents,
+		Schedule: plan.Schedule(), Rate: plan.Rate, Connections: plan.Connections,
 	}
 	for _, a := range agents {
 		st.Agents = append(st.Agents, a.id)
@@ -296,7 +315,9 @@ func (c *Coordinator) start(ctx context.Context) (*TestState, error) {
 		st.Cores = append(st.Cores, a.info.Cores)
 	}
 	for _, p := range []string{c.p.tests(), c.p.assigns()} {
-		if err := ensure(c.conn, p); err != nil {
+		made, err := ensureMade(c.conn, p)
+		c.dirs = append(c.dirs, made...)
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -63,33 +63,26 @@ func (c *Coordinator) monitor(ctx context.Context, st *TestState, takeover bool)
 		snaps: map[string]map[int]*proto.Stats{}, read: map[string]bool{}, printed: -1,
 		budgets: map[string]Budget{},
 	}
-	r.eff = st.Plan.Schedule()
+	r.eff = st.Schedule
+	if len(r.eff) == 0 {
+		r.eff = st.Plan.Schedule()
+	}
 	r.ends = intervals(r.eff, st.Interval)
-	r.rate, r.conns = st.Plan.Rate, st.Plan.Connections
+	r.rate, r.conns = st.Rate, st.Connections
 	for _, id := range st.Agents {
 		r.snaps[id] = map[int]*proto.Stats{}
 		if b, _, err := c.conn.Get(c.p.assign(id)); err == nil {
 			var asg Assignment
 			if json.Unmarshal(b, &asg) == nil {
 				r.budgets[id] = asg.Budget
-				if len(asg.Budget.Schedule) > 0 && takeover {
-					// Rebuild the test's schedule from a budget: undo its weight.
-					w := asg.Budget.Weight
-					eff := make([]proto.Segment, len(asg.Budget.Schedule))
-					for j, g := range asg.Budget.Schedule {
-						g.From, g.To = g.From/w, g.To/w
-						eff[j] = g
-					}
-					r.eff = eff
-				}
 			}
 		}
 	}
-	if b, stat, err := c.conn.Get(c.p.config(st.ID)); err == nil {
+	if _, stat, err := c.conn.Get(c.p.config(st.ID)); err == nil {
+		// A config written while no coordinator led is applied below.
 		r.cfgVer = stat.Version
-		var cfg LiveConfig
-		if json.Unmarshal(b, &cfg) == nil && takeover {
-			r.rate, r.conns = cfg.Rate, cfg.Connections
+		if takeover && st.CfgVersion < stat.Version {
+			r.cfgVer = st.CfgVersion
 		}
 	}
 	end := r.start.Add(st.Plan.Duration.D())
@@ -293,6 +286,7 @@ func (r *run) apply(ctx context.Context, reason string, setAt time.Time) error {
 	}
 	budgets := Budgets(r.eff, r.rate, conns, cores)
 	st.Version++
+	st.Schedule, st.Rate, st.Connections, st.CfgVersion = r.eff, r.rate, r.conns, r.cfgVer
 	v := st.Version
 	for j, i := range alive {
 		id := st.Agents[i]
@@ -391,6 +385,20 @@ func (r *run) report() *report.Report {
 		}
 		agg.Add(merged)
 		elapsed = max(elapsed, merged.End)
+	}
+	var lostNames []string
+	for _, l := range st.Lost {
+		lostNames = append(lostNames, fmt.Sprintf("%s at %.1fs", l.Name, l.At))
+		total := proto.NewStats(open)
+		for _, s := range r.snaps[l.Agent] {
+			total.Merge(s)
+		}
+		if acc := total.Responses + total.Failed() + total.Unfinished; total.Sent > acc {
+			agg.AddLostInFlight(total.Sent - acc)
+		}
+	}
+	if len(lostNames) > 0 {
+		agg.Degraded("agents lost (" + strings.Join(lostNames, ", ") + ") until their budget moved to the survivors")
 	}
 	rep := agg.Report(elapsed)
 	var firsts []int64

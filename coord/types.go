@@ -92,6 +92,13 @@ type TestState struct {
 	Lost     []LostAgent   `json:"lost,omitempty"`
 	Version  int           `json:"version"`
 	MinAgent int           `json:"min_agents"`
+	// Schedule is the whole test's schedule in force (the plan's, edited
+	// by live changes), and Rate and Connections the live config's.
+	Schedule    []proto.Segment `json:"schedule"`
+	Rate        float64         `json:"rate"`
+	Connections int             `json:"connections"`
+	// CfgVersion is the config znode version the schedule reflects.
+	CfgVersion int32 `json:"cfg_version"`
 }
 
 // LostAgent records an agent that disappeared mid-test.

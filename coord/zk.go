@@ -13,7 +13,7 @@ import (
 
 // DefaultSessionTimeout is the ZooKeeper session timeout: an agent killed
 // without warning is seen as lost about this long after.
-const DefaultSessionTimeout = 4 * time.Second
+const DefaultSessionTimeout = 2 * time.Second
 
 // ParseHosts splits "h1:2181,h2:2181" into server addresses.
 func ParseHosts(s string) ([]string, error) {
@@ -72,16 +72,28 @@ func Dial(hosts string, sessionTimeout, timeout time.Duration, logger Logger) (*
 
 // ensure creates path and its parents as persistent nodes if missing.
 func ensure(c *zk.Conn, path string) error {
+	_, err := ensureMade(c, path)
+	return err
+}
+
+// ensureMade is ensure, and returns the nodes it created, parents first.
+func ensureMade(c *zk.Conn, path string) ([]string, error) {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	cur := ""
+	var made []string
 	for _, p := range parts {
 		cur += "/" + p
-		_, err := c.Create(cur, nil, 0, zk.WorldACL(zk.PermAll))
-		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			return fmt.Errorf("coord: cannot create %s: %w", cur, err)
+		err := retry(5*time.Second, func() error {
+			_, err := c.Create(cur, nil, 0, zk.WorldACL(zk.PermAll))
+			return err
+		})
+		if err == nil {
+			made = append(made, cur)
+		} else if !errors.Is(err, zk.ErrNodeExists) {
+			return made, fmt.Errorf("coord: cannot create %s: %w", cur, err)
 		}
 	}
-	return nil
+	return made, nil
 }
 
 // retry runs fn until it succeeds or fails with something other than a

@@ -154,19 +154,32 @@ type Report struct {
 // summary of each interval, so its memory does not grow with the histograms
 // of a long run.
 type Aggregator struct {
-	Target   string
-	Schedule []proto.Segment
-	Pipeline int
-	open     bool
-	total    *proto.Stats
-	steps    map[int]*proto.Stats
-	timeline []Point
-	dropped  int64
+	Target       string
+	Schedule     []proto.Segment
+	Pipeline     int
+	open         bool
+	total        *proto.Stats
+	lostInFlight uint64
+	steps        map[int]*proto.Stats
+	timeline     []Point
+	dropped      int64
 	// connsSamples judge whether the connections asked for were held: the
 	// held/wanted sums over intervals that are not a step's first.
 	connsHeld, connsWanted int64
 	seenStep               map[int]bool
+	// degraded says why the load could fall short of the plan through no
+	// fault of the generator's (an agent was lost).
+	degraded string
 }
+
+// Degraded records that part of the load was lost with an agent: a rate
+// shortfall is then reported as a note, not as the generator's failure.
+func (a *Aggregator) Degraded(why string) { a.degraded = why }
+
+// AddLostInFlight counts requests an agent sent but never accounted for
+// because it was lost: they join the unfinished ones, so sent = responses
+// + failed + unfinished still holds.
+func (a *Aggregator) AddLostInFlight(n uint64) { a.total.Unfinished += n; a.lostInFlight += n }
 
 // NewAggregator prepares an aggregator for a plan's schedule.
 func NewAggregator(target string, schedule []proto.Segment, pipeline int, open bool) *Aggregator {
@@ -311,7 +324,9 @@ func (a *Aggregator) judge(r *Report, hits float64) {
 		short := hits - float64(t.Sent)
 		waited := float64(t.Scheduled) - float64(t.Sent) // due but never sent: no free connection
 		if hits > 0 && short > MaxRateShortfall*hits {
-			if waited > short/2 {
+			if a.degraded != "" {
+				r.Notes = append(r.Notes, fmt.Sprintf("%.1f%% of the requests asked were not sent: %s", 100*short/hits, a.degraded))
+			} else if waited > short/2 {
 				r.Notes = append(r.Notes, fmt.Sprintf(
 					"target did not keep up: %d of %.0f requests due were never sent for want of a free connection; %d waited for one (their latency includes the wait)",
 					uint64(max(waited, 0)), hits, t.Backlogged))
@@ -327,6 +342,9 @@ func (a *Aggregator) judge(r *Report, hits float64) {
 	if a.connsWanted > 0 && float64(a.connsHeld) < MinConnsHeld*float64(a.connsWanted) {
 		invalid("held %.1f%% of the connections asked for (%d connection-intervals of %d)",
 			100*float64(a.connsHeld)/float64(a.connsWanted), a.connsHeld, a.connsWanted)
+	}
+	if a.lostInFlight > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d requests were in flight on lost agents and are counted as unfinished", a.lostInFlight))
 	}
 	if a.dropped > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d latency values were dropped while merging histograms", a.dropped))

@@ -32,13 +32,13 @@ start)
   fi
   port=${3:-$(free_port)}
   cat > "$dir/zoo.cfg" <<CFG
-tickTime=500
+tickTime=200
 dataDir=$dir/data
 clientPort=$port
 clientPortAddress=127.0.0.1
 admin.enableServer=false
 4lw.commands.whitelist=ruok,srvr,stat,mntr
-minSessionTimeout=1000
+minSessionTimeout=400
 maxSessionTimeout=20000
 maxClientCnxns=0
 CFG
