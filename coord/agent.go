@@ -68,7 +68,7 @@ func NewAgent(o AgentOptions) (*Agent, error) {
 		o.SessionTimeout = DefaultSessionTimeout
 	}
 	if o.DialTimeout == 0 {
-		o.DialTimeout = 10 * time.Second
+		o.DialTimeout = 5 * time.Second
 	}
 	host, _ := os.Hostname()
 	if o.Name == "" {

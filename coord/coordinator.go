@@ -90,7 +90,7 @@ func NewCoordinator(o Options) (*Coordinator, error) {
 		o.SessionTimeout = DefaultSessionTimeout
 	}
 	if o.DialTimeout == 0 {
-		o.DialTimeout = 10 * time.Second
+		o.DialTimeout = 5 * time.Second
 	}
 	if o.Name == "" {
 		h, _ := os.Hostname()
