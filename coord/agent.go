@@ -233,8 +233,11 @@ func (a *Agent) runTest(ctx context.Context, id string, asg *Assignment) error {
 }
 
 func describeBudget(b Budget, open bool) string {
-	if !open {
+	switch {
+	case !open:
 		return fmt.Sprintf("closed model, %d connections (weight %.3f)", b.Connections, b.Weight)
+	case b.Rate == 0:
+		return fmt.Sprintf("%.1f%% of the plan's schedule, %d connections", 100*b.Weight, b.Connections)
 	}
 	return fmt.Sprintf("%.1f req/s, %d connections (weight %.3f)", b.Rate, b.Connections, b.Weight)
 }

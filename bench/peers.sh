@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# barrage vs wrk, side by side in one run (make bench-peers).
+#
+# nginx (one worker, pinned to CPU 1) returns a 2-byte body; each generator
+# runs pinned to CPU 0 with one event loop / thread and 64 connections, in
+# two modes: keep-alive without pipelining, and pipelining depth 16 (wrk
+# through bench/pipeline.lua). The tools alternate, REPS times each. For
+# every run: completed requests, req/s, and the generator's CPU time (user +
+# sys, from the OS) per completed request; then medians and the ratios.
+#
+# Knobs: BENCH_DURATION (10s), BENCH_REPS (5), BENCH_CONNECTIONS (64),
+# BENCH_MODES ("keepalive pipeline16"), BARRAGE (bin/barrage).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+dur=${BENCH_DURATION:-10s}
+reps=${BENCH_REPS:-5}
+conns=${BENCH_CONNECTIONS:-64}
+modes=${BENCH_MODES:-"keepalive pipeline16"}
+barrage=${BARRAGE:-$root/bin/barrage}
+gen_cpu=0
+srv_cpu=1
+
+[ -x "$barrage" ] || { echo "peers.sh: $barrage not built (make build)" >&2; exit 1; }
+bash scripts/install-deps.sh wrk nginx
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
+work=$(mktemp -d -t barrage-peers.XXXXXX)
+nginx_pid=
+cleanup() {
+  if [ -n "$nginx_pid" ] && kill -0 "$nginx_pid" 2>/dev/null; then
+    kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/cpurun" ./bench/cpurun
+
+# A free port: the OS picks one for a throwaway listener.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+  echo $(( 20000 + RANDOM % 30000 )))
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+worker_rlimit_nofile 65536;
+events { worker_connections 65536; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/cb; proxy_temp_path $work/nginx/p; fastcgi_temp_path $work/nginx/f;
+  uwsgi_temp_path $work/nginx/u; scgi_temp_path $work/nginx/s;
+  keepalive_requests 100000000; keepalive_timeout 65;
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    location / { default_type text/plain; return 200 "ok"; }
+  }
+}
+CONF
+taskset -c $srv_cpu "$nginx_bin" -c "$work/nginx/nginx.conf" &
+nginx_pid=$!
+for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+url="http://127.0.0.1:$port/"
+
+out=bench/results/peers-latest.txt
+mkdir -p bench/results
+exec > >(tee "$out") 2>&1
+
+echo "# barrage vs wrk — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "cpu:      $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+echo "nproc:    $(nproc)   kernel: $(uname -r)   go: $(go env GOVERSION)"
+echo "wrk:      $(wrk --version 2>&1 | head -1 | cut -c1-60)"
+echo "nginx:    $("$nginx_bin" -v 2>&1)   (1 worker, taskset -c $srv_cpu, 2-byte body)"
+echo "barrage:  $barrage   (taskset -c $gen_cpu, --cores 1 → one event loop, GOMAXPROCS default)"
+echo "runs:     $reps per tool per mode, $dur each, $conns connections, alternating"
+echo
+
+results=$work/results.tsv
+: >"$results"
+
+run_barrage() { # mode rep
+  local p=1; [ "$1" = pipeline16 ] && p=16
+  local cmd=(taskset -c $gen_cpu "$barrage" run --cores 1 -c "$conns" -p "$p" -d "$dur" -q --json "$work/b.json" "$url")
+  echo "  \$ ${cmd[*]}" >>"$work/commands"
+  "$work/cpurun" -o "$work/cpu.json" "${cmd[@]}" >/dev/null || { echo "peers.sh: barrage failed" >&2; exit 1; }
+  local reqs errs
+  reqs=$(sed -n 's/^  "requests": \([0-9]*\),$/\1/p' "$work/b.json")
+  errs=$(sed -n 's/^  "errors": \([0-9]*\),$/\1/p' "$work/b.json")
+  record barrage "$1" "$2" "$reqs" "$errs"
+}
+
+run_wrk() { # mode rep
+  local extra=()
+  [ "$1" = pipeline16 ] && extra=(-s "$root/bench/pipeline.lua")
+  local cmd=(taskset -c $gen_cpu wrk -t1 -c"$conns" -d"$dur" "${extra[@]}" "$url")
+  echo "  \$ ${cmd[*]}" >>"$work/commands"
+  "$work/cpurun" -o "$work/cpu.json" "${cmd[@]}" >"$work/wrk.out" 2>&1 || { cat "$work/wrk.out"; echo "peers.sh: wrk failed" >&2; exit 1; }
+  local reqs errs
+  reqs=$(awk '/requests in/ {print $1}' "$work/wrk.out")
+  [ -n "$reqs" ] || { cat "$work/wrk.out"; echo "peers.sh: no request count from wrk" >&2; exit 1; }
+  errs=$(awk '/Non-2xx/ {n+=$NF} /Socket errors/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' "$work/wrk.out")
+  record wrk "$1" "$2" "$reqs" "$errs"
+}
+
+record() { # tool mode rep requests errors
+  local user sys wall
+  user=$(sed -n 's/.*"user_s":\([0-9.e-]*\).*/\1/p' "$work/cpu.json")
+  sys=$(sed -n 's/.*"sys_s":\([0-9.e-]*\).*/\1/p' "$work/cpu.json")
+  wall=$(sed -n 's/.*"wall_s":\([0-9.e-]*\).*/\1/p' "$work/cpu.json")
+  awk -v t="$1" -v m="$2" -v r="$3" -v n="$4" -v e="$5" -v u="$user" -v s="$sys" -v w="$wall" -v d="${dur%s}" 'BEGIN {
+    rps = n / d; cpu = (u + s) * 1e6 / n
+    printf "%s\t%s\t%d\t%d\t%d\t%.0f\t%.3f\t%.3f\t%.3f\n", t, m, r, n, e, rps, u, s, cpu
+  }' >>"$results"
+  tail -n1 "$results" | awk -F'\t' '{printf "  %-8s %-11s rep %d: %10d requests %4d errors %10.0f req/s  user %6.2fs sys %6.2fs  %7.3f µs CPU/request\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}'
+}
+
+for mode in $modes; do
+  echo "== $mode"
+  for rep in $(seq 1 "$reps"); do
+    if [ $((rep % 2)) -eq 1 ]; then run_barrage "$mode" "$rep"; run_wrk "$mode" "$rep"
+    else run_wrk "$mode" "$rep"; run_barrage "$mode" "$rep"; fi
+  done
+done
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+echo
+echo "== medians (req/s, µs of generator CPU per completed request)"
+printf "  %-11s %12s %12s %10s %10s %14s %14s\n" mode barrage_rps wrk_rps b_cpu_us w_cpu_us "rps ratio b/w" "cpu ratio b/w"
+for mode in $modes; do
+  brps=$(awk -F'\t' -v m="$mode" '$1=="barrage" && $2==m {print $6}' "$results" | median)
+  wrps=$(awk -F'\t' -v m="$mode" '$1=="wrk" && $2==m {print $6}' "$results" | median)
+  bcpu=$(awk -F'\t' -v m="$mode" '$1=="barrage" && $2==m {print $9}' "$results" | median)
+  wcpu=$(awk -F'\t' -v m="$mode" '$1=="wrk" && $2==m {print $9}' "$results" | median)
+  awk -v m="$mode" -v br="$brps" -v wr="$wrps" -v bc="$bcpu" -v wc="$wcpu" 'BEGIN {
+    printf "  %-11s %12.0f %12.0f %10.3f %10.3f %14.3f %14.3f\n", m, br, wr, bc, wc, br/wr, bc/wc }'
+done
+echo
+echo "commands (one of each):"
+sort -u "$work/commands"
+echo
+echo "written to $out"
