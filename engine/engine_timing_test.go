@@ -1,0 +1,58 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/barrage-load/barrage/proto"
+)
+
+var sinkI64 int64
+
+// BenchmarkScheduleAt is the pacer's per-request cost: the intended time
+// of the next token, walking forward with the segment cursor.
+func BenchmarkScheduleAt(b *testing.B) {
+	s := NewSchedule([]proto.Segment{{Duration: time.Hour, From: 1e6, To: 1e6, Connections: 1}})
+	seg := 0
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		at, sg, _ := s.At(uint64(i), seg)
+		seg = sg
+		sinkI64 += at
+	}
+}
+
+// BenchmarkScheduleAtRamp is the same on a ramp (a square root per token).
+func BenchmarkScheduleAtRamp(b *testing.B) {
+	s := NewSchedule([]proto.Segment{{Duration: time.Hour, From: 1, To: 1e7, Connections: 1}})
+	seg := 0
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		at, sg, _ := s.At(uint64(i), seg)
+		seg = sg
+		sinkI64 += at
+	}
+}
+
+// BenchmarkPace is vegeta-style pacing: the pure function of (elapsed, sent).
+func BenchmarkPace(b *testing.B) {
+	s := NewSchedule([]proto.Segment{{Duration: time.Hour, From: 50000, To: 50000, Connections: 1}})
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		w, _ := s.Pace(time.Duration(i)*20*time.Microsecond, uint64(i))
+		sinkI64 += int64(w)
+	}
+}
+
+// BenchmarkRecord is what a response costs in histograms: the open model
+// records latency and service time.
+func BenchmarkRecord(b *testing.B) {
+	st := proto.NewStats(true)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		v := int64(50 + i&1023)
+		_ = st.Latency.RecordValue(v)
+		_ = st.Service.RecordValue(v)
+	}
+	sinkI64 += st.Latency.TotalCount()
+}
