@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -158,5 +161,52 @@ func TestStepsChangeConnections(t *testing.T) {
 	}
 	if ivs[1].ConnsOpen != 2 || ivs[3].ConnsOpen != 6 || ivs[3].ConnsWanted != 6 {
 		t.Fatalf("connections: %d/%d then %d/%d", ivs[1].ConnsOpen, ivs[1].ConnsWanted, ivs[3].ConnsOpen, ivs[3].ConnsWanted)
+	}
+}
+
+// splitServer answers every request in two writes, cut inside the head, so
+// the engine must keep a partial response across reads.
+func splitServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_ = req.Body.Close()
+					if _, err := c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Le")); err != nil {
+						return
+					}
+					time.Sleep(2 * time.Millisecond)
+					if _, err := c.Write([]byte("ngth: 2\r\n\r\nok")); err != nil {
+						return
+					}
+				}
+			}(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestPartialResponses(t *testing.T) {
+	addr := splitServer(t)
+	total, _ := run(t, Options{Addr: addr, Request: request(addr, false), Schedule: closedPlan(4, time.Second)}, nil)
+	checkAccounting(t, total)
+	if total.Responses < 100 || total.Failed() != 0 || total.Status[200] != total.Responses {
+		t.Fatalf("%d responses, errors %v", total.Responses, total.Errors)
 	}
 }

@@ -169,7 +169,11 @@ func (l *loop) OnTraffic(gc gnet.Conn) gnet.Action {
 	if action == gnet.Close {
 		off = len(buf)
 	}
-	_, _ = gc.Discard(off)
+	if off > 0 {
+		// Hazard: gnet's Discard(n) with n <= 0 discards everything,
+		// the partial response we must keep included.
+		_, _ = gc.Discard(off)
+	}
 	st.BytesIn += uint64(off)
 	if action == gnet.Close {
 		return action

@@ -47,7 +47,10 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	}
 	buf, _ := c.Peek(-1)
 	off, n, closeAfter := s.serve(cs, buf)
-	_, _ = c.Discard(off)
+	if off > 0 {
+		// Hazard: gnet's Discard(n) with n <= 0 discards everything.
+		_, _ = c.Discard(off)
+	}
 	if !s.timed {
 		if len(cs.out) > 0 {
 			_, _ = c.Write(cs.out)
