@@ -85,9 +85,10 @@ func TestClosedModelAccounting(t *testing.T) {
 	if len(ivs) != 4 {
 		t.Fatalf("%d intervals, want 4", len(ivs))
 	}
-	// Every request in flight at the stop is unfinished: 8 connections x 4.
-	if total.Unfinished != 32 {
-		t.Fatalf("unfinished %d, want 32", total.Unfinished)
+	// Every request in flight at the stop is unfinished: at most 8
+	// connections x 4, at least 8 x 2 (a connection refills at half depth).
+	if total.Unfinished > 32 || total.Unfinished < 16 {
+		t.Fatalf("unfinished %d, want 16..32", total.Unfinished)
 	}
 	// The server's count agrees with ours (it may have answered the
 	// unfinished ones after we stopped listening).

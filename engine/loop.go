@@ -188,7 +188,7 @@ func (l *loop) OnTraffic(gc gnet.Conn) gnet.Action {
 		if l.open {
 			l.enqueue(c)
 			l.pump(now)
-		} else {
+		} else if c.free() >= l.e.refillAt {
 			l.fill(c, now)
 		}
 		l.flush()
