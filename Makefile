@@ -7,7 +7,7 @@ PKGS    := ./...
 RACE_PKGS := ./proto/... ./engine/... ./report/... ./coord/... ./target/... ./internal/...
 FUZZTIME ?= 20s
 
-.PHONY: help build test race fuzz bench bench-peers check deps demo clean
+.PHONY: help build test race fuzz bench bench-peers bench-rate bench-overhead bench-conns bench-syscalls check deps demo clean
 
 help:
 	@echo "make build        build $(BIN)"
@@ -16,6 +16,10 @@ help:
 	@echo "make fuzz         run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
 	@echo "make bench        Go micro-benchmarks (parser vs net/http, encoder, pacer, histogram)"
 	@echo "make bench-peers  barrage vs wrk against nginx, pinned cores (installs wrk, nginx)"
+	@echo "make bench-rate   open-model rate accuracy vs barrage target and nginx (goal 3)"
+	@echo "make bench-overhead  latency measured against --delay and --stall targets (goal 4)"
+	@echo "make bench-conns  10000 connections and a 3-minute RSS soak (goal 5)"
+	@echo "make bench-syscalls  syscalls per request, barrage and wrk (goal 6)"
 	@echo "make demo         ZooKeeper + target + 2 agents + coordinator: a short stepped test"
 	@echo "make check        gofmt, go vet, and a clean tree after formatting"
 
@@ -45,6 +49,18 @@ bench:
 
 bench-peers: build
 	bash bench/peers.sh
+
+bench-rate: build
+	bash bench/rate.sh
+
+bench-overhead: build
+	bash bench/overhead.sh
+
+bench-conns: build
+	bash bench/conns.sh
+
+bench-syscalls: build
+	bash bench/syscalls.sh
 
 demo: build deps
 	bash scripts/demo.sh

@@ -246,3 +246,32 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("--help: exit %d, %q", r.code, r.stdout)
 	}
 }
+
+func TestSteadyStateAllocations(t *testing.T) {
+	url := startTarget(t)
+	r := barrage(t, "run", "-q", "--debug-stats", "--cores", "1", "-c", "16", "-p", "4", "-d", "4s", url)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var allocs, bytes, responses, gcs uint64
+	var per float64
+	var heap float64
+	line := ""
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.HasPrefix(l, "debug-stats:") {
+			line = l
+		}
+	}
+	if _, err := fmt.Sscanf(line, "debug-stats: steady state: %d heap allocations (%d bytes) for %d responses = %f allocations per response; %d GC cycles; heap %f MB",
+		&allocs, &bytes, &responses, &per, &gcs, &heap); err != nil {
+		t.Fatalf("no debug-stats line (%v): %q", err, r.stderr)
+	}
+	t.Logf("%s", line)
+	// A count, not a timing: the hot path must not allocate per request.
+	if responses < 10000 || per >= 0.01 {
+		t.Fatalf("%d allocations for %d responses (%.4f per response), want < 0.01", allocs, responses, per)
+	}
+	if gcs > 3 {
+		t.Fatalf("%d GC cycles in the steady state", gcs)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/metrics"
 	"syscall"
 	"time"
 
@@ -42,6 +43,7 @@ func cmdRun(args []string) int {
 	cores := fs.Int("cores", 0, "event loops, one per CPU, taken from the allowed CPU set (0 = all allowed)")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file (- = stdout, and the text report goes to stderr)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress lines")
+	debugStats := fs.Bool("debug-stats", false, "print the Go heap allocations per response and the GC cycles of the steady state (after the first interval) on stderr")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -72,10 +74,14 @@ func cmdRun(args []string) int {
 	if *quiet {
 		progress = nil
 	}
+	var steady *runtimeStats
 	opts.OnInterval = func(s *proto.Stats) {
 		agg.Add(s)
 		if progress != nil {
 			printProgress(progress, s, agg.Total())
+		}
+		if *debugStats && steady == nil {
+			steady = readRuntimeStats(agg.Total().Responses)
 		}
 	}
 	eng, err := engine.New(opts)
@@ -94,6 +100,13 @@ func cmdRun(args []string) int {
 		return exitNoStart
 	}
 	elapsed := agg.Total().End
+	if *debugStats && steady != nil {
+		end := readRuntimeStats(agg.Total().Responses)
+		n := end.responses - steady.responses
+		fmt.Fprintf(os.Stderr, "debug-stats: steady state: %d heap allocations (%d bytes) for %d responses = %.5f allocations per response; %d GC cycles; heap %.1f MB\n",
+			end.allocs-steady.allocs, end.bytes-steady.bytes, n, float64(end.allocs-steady.allocs)/float64(max(n, 1)),
+			end.gcs-steady.gcs, float64(end.heap)/(1<<20))
+	}
 	rep := agg.Report(elapsed)
 	if err := writeReport(rep, *jsonOut); err != nil {
 		fmt.Fprintf(os.Stderr, "barrage run: %v\n", err)
@@ -154,4 +167,24 @@ func writeReport(rep *report.Report, jsonOut string) error {
 		return fmt.Errorf("cannot write the JSON report: %w", err)
 	}
 	return nil
+}
+
+// runtimeStats is what --debug-stats compares between two instants.
+type runtimeStats struct {
+	allocs, bytes, gcs, heap uint64
+	responses                uint64
+}
+
+func readRuntimeStats(responses uint64) *runtimeStats {
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/allocs:objects"},
+		{Name: "/gc/heap/allocs:bytes"},
+		{Name: "/gc/cycles/total:gc-cycles"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+	}
+	metrics.Read(samples)
+	return &runtimeStats{
+		allocs: samples[0].Value.Uint64(), bytes: samples[1].Value.Uint64(),
+		gcs: samples[2].Value.Uint64(), heap: samples[3].Value.Uint64(), responses: responses,
+	}
 }

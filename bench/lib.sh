@@ -1,0 +1,66 @@
+# Shared helpers for the bench scripts (sourced, not run).
+# Servers go to CPU $srv_cpu, generators to CPU $gen_cpu; all are stopped
+# by PID on exit.
+gen_cpu=${GEN_CPU:-0}
+srv_cpu=${SRV_CPU:-1}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+barrage=${BARRAGE:-$root/bin/barrage}
+work=$(mktemp -d -t barrage-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+[ -x "$barrage" ] || { echo "bench: $barrage not built (make build)" >&2; exit 1; }
+(cd "$root" && go build -o "$work/cpurun" ./bench/cpurun && go build -o "$work/repstat" ./bench/repstat)
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+    echo $(( 20000 + RANDOM % 30000 ))
+}
+
+wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.05; done; echo "bench: port $1 not up" >&2; exit 1; }
+
+# start_nginx: one worker on $srv_cpu returning "ok"; sets nginx_url.
+start_nginx() {
+  bash "$root/scripts/install-deps.sh" nginx
+  local port; port=$(free_port)
+  mkdir -p "$work/nginx"
+  cat >"$work/nginx/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+worker_rlimit_nofile 65536;
+events { worker_connections 65536; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/cb; proxy_temp_path $work/nginx/p; fastcgi_temp_path $work/nginx/f;
+  uwsgi_temp_path $work/nginx/u; scgi_temp_path $work/nginx/s;
+  keepalive_requests 100000000; keepalive_timeout 65;
+  server { listen 127.0.0.1:$port backlog=8192; location / { default_type text/plain; return 200 "ok"; } }
+}
+CONF
+  taskset -c "$srv_cpu" "$(command -v nginx || echo /usr/sbin/nginx)" -c "$work/nginx/nginx.conf" &
+  pids+=($!)
+  wait_port "$port"
+  nginx_url="http://127.0.0.1:$port/"
+}
+
+# start_target ARGS...: barrage target with one loop on $srv_cpu; sets target_url.
+start_target() {
+  taskset -c "$srv_cpu" "$barrage" target --listen 127.0.0.1:0 --loops 1 -q "$@" >"$work/target.out" &
+  pids+=($!)
+  for _ in $(seq 1 100); do grep -q '^listening on ' "$work/target.out" 2>/dev/null && break; sleep 0.05; done
+  target_url="http://$(sed -n 's/^listening on //p' "$work/target.out")/"
+}
+
+header() {
+  echo "# $1 — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), nproc $(nproc), kernel $(uname -r), $(go env GOVERSION)"
+  echo "generator: taskset -c $gen_cpu, one event loop (--cores 1); server: taskset -c $srv_cpu, one worker/loop"
+  echo
+}
