@@ -11,59 +11,16 @@
 # Knobs: BENCH_DURATION (10s), BENCH_REPS (5), BENCH_CONNECTIONS (64),
 # BENCH_MODES ("keepalive pipeline16"), BARRAGE (bin/barrage).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
+source "$(dirname "$0")/lib.sh"
+cd "$root"
 dur=${BENCH_DURATION:-10s}
 reps=${BENCH_REPS:-5}
 conns=${BENCH_CONNECTIONS:-64}
 modes=${BENCH_MODES:-"keepalive pipeline16"}
-barrage=${BARRAGE:-$root/bin/barrage}
-gen_cpu=0
-srv_cpu=1
-
-[ -x "$barrage" ] || { echo "peers.sh: $barrage not built (make build)" >&2; exit 1; }
-bash scripts/install-deps.sh wrk nginx
+bash scripts/install-deps.sh wrk
+start_nginx
+url=$nginx_url
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-
-work=$(mktemp -d -t barrage-peers.XXXXXX)
-nginx_pid=
-cleanup() {
-  if [ -n "$nginx_pid" ] && kill -0 "$nginx_pid" 2>/dev/null; then
-    kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-go build -o "$work/cpurun" ./bench/cpurun
-
-# A free port: the OS picks one for a throwaway listener.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-  echo $(( 20000 + RANDOM % 30000 )))
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-worker_rlimit_nofile 65536;
-events { worker_connections 65536; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/cb; proxy_temp_path $work/nginx/p; fastcgi_temp_path $work/nginx/f;
-  uwsgi_temp_path $work/nginx/u; scgi_temp_path $work/nginx/s;
-  keepalive_requests 100000000; keepalive_timeout 65;
-  server {
-    listen 127.0.0.1:$port backlog=4096;
-    location / { default_type text/plain; return 200 "ok"; }
-  }
-}
-CONF
-taskset -c $srv_cpu "$nginx_bin" -c "$work/nginx/nginx.conf" &
-nginx_pid=$!
-for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-url="http://127.0.0.1:$port/"
 
 out=bench/results/peers-latest.txt
 mkdir -p bench/results

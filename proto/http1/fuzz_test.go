@@ -105,9 +105,10 @@ func FuzzParseVsNetHTTP(f *testing.F) {
 	})
 }
 
-// seedResponses are real responses: captured from nginx 1.22 and from
-// barrage's target (see testdata/fuzz for the raw captures), plus chunked
-// and pipelined ones from Go's net/http server.
+// seedResponses are typical responses (nginx 1.22's, Go net/http's
+// chunked with trailers, pipelined, HTTP/1.0, close-delimited, 1xx, 204,
+// 304). The raw bytes captured from nginx 1.22 and from barrage's target
+// over real sockets are the corpus files testdata/fuzz/.../captured-*.
 var seedResponses = []string{
 	"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 24 Nov 2026 22:44:26 GMT\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok",
 	"HTTP/1.1 404 Not Found\r\nServer: nginx/1.22.1\r\nDate: Tue, 24 Nov 2026 22:44:26 GMT\r\nContent-Type: text/html\r\nContent-Length: 153\r\nConnection: keep-alive\r\n\r\n<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n",
