@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -117,6 +118,15 @@ func (nopLogger) Fatalf(string, ...any) {}
 // one of the first connections opens.
 func (e *Engine) Run(ctx context.Context) (*Result, error) {
 	res := &Result{Loops: e.nloops}
+	// Hazard: each loop's thread holds a P even while it blocks in
+	// epoll_wait, and the runtime takes it back only when sysmon next looks
+	// (up to 10 ms when idle). With GOMAXPROCS at the CPU count (1 under
+	// taskset -c 0), a pacer thread waking from its nanosleep then waits
+	// for a P, and requests go out milliseconds late. Spare Ps let it run at
+	// once; the threads still share the pinned CPUs.
+	if need := 2*e.nloops + 1; runtime.GOMAXPROCS(0) < need {
+		runtime.GOMAXPROCS(need)
+	}
 	conns0, _ := e.sched.Segment(0)
 	for i := 0; i < e.nloops; i++ {
 		l := &loop{e: e, idx: i, cpu: e.opts.CPUs[i], open: e.open, sched: e.sched}

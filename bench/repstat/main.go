@@ -14,7 +14,11 @@ import (
 )
 
 type lat struct {
-	P50, P90, P99, P999, Max float64
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
 }
 
 type report struct {
@@ -30,8 +34,9 @@ type report struct {
 	Service    *lat `json:"service_time_us"`
 	Lateness   *lat `json:"send_lateness_us"`
 	Timeline   []struct {
-		Start, End float64
-		Requests   float64
+		Start    float64 `json:"start_seconds"`
+		End      float64 `json:"end_seconds"`
+		Requests float64 `json:"requests"`
 	} `json:"timeline"`
 	InvalidReasons []string `json:"invalid_reasons"`
 }
