@@ -15,14 +15,14 @@ exec > >(tee "$out") 2>&1
 header "syscalls per request"
 start_nginx
 summary() { # strace-file requests label
+  # strace -c rows: % time, seconds, usecs/call, calls, [errors,] syscall.
   awk -v n="$2" -v l="$3" '
-    /^ *[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9]+/ { calls[$NF] = $4 }
-    /^ *[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9]+ +[0-9]+/ { calls[$NF] = $4 }
-    /total$/ { total = $3 }
+    $1 ~ /^[0-9.]+$/ && $4 ~ /^[0-9]+$/ { calls[$NF] = $4 }
     END {
-      printf "  %-22s %9d requests  %8d syscalls  %.3f per request  (", l, n, total, total / n
-      for (k in calls) if (calls[k] / n >= 0.001) printf "%s %.3f ", k, calls[k] / n
-      printf ")\n"
+      total = calls["total"]
+      printf "  %-20s %9d requests  %9d syscalls = %.3f per request:", l, n, total, total / n
+      for (k in calls) if (k != "total" && calls[k] / n >= 0.001) printf " %s %.3f", k, calls[k] / n
+      printf "\n"
     }' "$1"
 }
 for mode in keepalive pipeline16; do

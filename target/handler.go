@@ -1,258 +1,171 @@
 package target
 
 import (
-	"bytes"
-	"time"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/cpu"
+	"golang.org/x/sys/unix"
 )
 
-// conn is one client connection's state, owned by its loop.
-type conn struct {
-	out  []byte    // responses built in this event, written at once
-	held []byte    // responses waiting for their due time, in order
-	ends []heldEnd // where each waiting batch ends in held, and when it is due
-	// closeAfter: close once everything held is written.
-	closeAfter bool
-}
-
-type heldEnd struct {
-	end int           // where the batch ends in held
-	due time.Duration // when it may go out, from the server's start
-	n   int           // responses in the batch
-}
-
+// handler is the server's gnet event handler.
 type handler struct {
 	gnet.BuiltinEventEngine
-	s      *Server
-	booted chan struct{}
+	s *Server
+
+	booted chan struct{} // closed by OnBoot
+	eng    gnet.Engine   // set by OnBoot, read after booted
+	addr   string        // set by OnBoot, read after booted
+	err    error         // set by OnBoot, read after booted
+
+	mu      sync.Mutex // guards the fields below; taken per connection, never per request
+	loops   map[gnet.EventLoop]*loop
+	list    []*loop
+	stopped bool // Stop has begun: start no more timer goroutines
+}
+
+// loop is the state of one event loop. Only that loop touches it, except
+// for served (read by Served and the rate log) and the timer hand-off
+// fields, which say who else may touch them.
+type loop struct {
+	_      cpu.CacheLinePad
+	served atomic.Uint64 // responses written; only this loop writes it
+	out    []byte        // the responses of one OnTraffic, written at once
+	el     gnet.EventLoop
+
+	// Delay and stall mode only (see delay.go).
+	timer timerState
+
+	_ cpu.CacheLinePad
+}
+
+// count adds n responses to the loop's counter. The loop is the only
+// writer, so a plain load and store do: no locked instruction per write.
+func (l *loop) count(n int) {
+	l.served.Store(l.served.Load() + uint64(n))
+}
+
+// connState is one connection's state, owned by its loop.
+type connState struct {
+	session
+	l      *loop
+	c      gnet.Conn
+	closed bool // OnClose has run: the connection must not be touched
+	// closing: a request asked to close; the connection closes once the
+	// responses held for it are written, and reads are ignored meanwhile.
+	closing bool
+
+	held heldResponses // Delay and stall mode only (see delay.go)
 }
 
 func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
-	h.s.eng = eng
-	close(h.booted)
+	defer close(h.booted)
+	h.eng = eng
+	// The listener is bound: ask it for its address, which tells the
+	// port the kernel picked for port 0.
+	fd, err := eng.Dup()
+	if err != nil {
+		h.err = fmt.Errorf("target: cannot find the listening address: %w", err)
+		return gnet.Shutdown
+	}
+	defer unix.Close(fd) //nolint:errcheck
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		h.err = fmt.Errorf("target: cannot find the listening address: %w", err)
+		return gnet.Shutdown
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		h.addr = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrInet6:
+		h.addr = net.JoinHostPort(netip.AddrFrom16(sa.Addr).String(), fmt.Sprint(sa.Port))
+	default:
+		h.err = fmt.Errorf("target: unexpected listening address %T", sa)
+		return gnet.Shutdown
+	}
 	return gnet.None
 }
 
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
-	c.SetContext(&conn{})
+	c.SetContext(&connState{l: h.loop(c.EventLoop()), c: c})
 	return nil, gnet.None
 }
 
-func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
-	s := h.s
-	cs, _ := c.Context().(*conn)
-	if cs == nil {
-		return gnet.Close
+// loop returns the state of event loop el, making it on el's first
+// connection (gnet does not tell a handler its loops up front).
+func (h *handler) loop(el gnet.EventLoop) *loop {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if l := h.loops[el]; l != nil {
+		return l
 	}
-	buf, _ := c.Peek(-1)
-	off, n, closeAfter := s.serve(cs, buf)
-	if off > 0 {
-		// Hazard: gnet's Discard(n) with n <= 0 discards everything.
-		_, _ = c.Discard(off)
+	l := &loop{el: el}
+	h.loops[el] = l
+	h.list = append(h.list, l)
+	if h.s.timed && !h.stopped {
+		l.timer.init()
+		h.s.wg.Add(1)
+		go h.s.runTimer(l)
 	}
-	if !s.timed {
-		if len(cs.out) > 0 {
-			_, _ = c.Write(cs.out)
-			s.served.Add(uint64(n))
-			cs.out = cs.out[:0]
-		}
-		if closeAfter {
-			return gnet.Close
-		}
-		return gnet.None
-	}
-	now := time.Since(s.start)
-	if len(cs.out) > 0 {
-		cs.held = append(cs.held, cs.out...)
-		due := s.due(now)
-		cs.ends = append(cs.ends, heldEnd{end: len(cs.held), due: due, n: n})
-		cs.out = cs.out[:0]
-		if due > now {
-			s.q.push(c, due)
-		}
-	}
-	cs.closeAfter = cs.closeAfter || closeAfter
-	return h.release(c, cs, now)
+	return l
 }
 
-// release writes the held responses that are due, in order.
-func (h *handler) release(c gnet.Conn, cs *conn, now time.Duration) gnet.Action {
-	k := 0
-	for k < len(cs.ends) && cs.ends[k].due <= now {
-		k++
-	}
-	if k > 0 {
-		end := cs.ends[k-1].end
-		_, _ = c.Write(cs.held[:end])
-		h.s.served.Add(uint64(cs.count(k)))
-		rest := copy(cs.held, cs.held[end:])
-		cs.held = cs.held[:rest]
-		m := copy(cs.ends, cs.ends[k:])
-		cs.ends = cs.ends[:m]
-		for i := range cs.ends {
-			cs.ends[i].end -= end
-		}
-	}
-	if cs.closeAfter && len(cs.ends) == 0 {
-		return gnet.Close
-	}
-	return gnet.None
-}
-
-// count is the number of responses in the first k held batches.
-func (cs *conn) count(k int) int {
-	n := 0
-	for i := 0; i < k; i++ {
-		n += cs.ends[i].n
+// served sums the loops' counters.
+func (h *handler) served() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var n uint64
+	for _, l := range h.list {
+		n += l.served.Load()
 	}
 	return n
 }
 
-// serve parses every complete request in buf and appends the responses to
-// cs.out. It returns the bytes consumed, the responses built, and whether
-// the connection must close after them.
-func (s *Server) serve(cs *conn, buf []byte) (off, n int, closeAfter bool) {
-	for off < len(buf) {
-		k, ka, head, bodyLen, status := parseRequest(buf[off:])
-		switch status {
-		case reqNeedMore:
-			if len(buf)-off > MaxHeaderBytes {
-				cs.out = append(cs.out, s.bad...)
-				return len(buf), n + 1, true
-			}
-			return off, n, false
-		case reqBad:
-			cs.out = append(cs.out, s.bad...)
-			return len(buf), n + 1, true
-		case reqChunked:
-			cs.out = append(cs.out, s.te...)
-			return len(buf), n + 1, true
-		}
-		if len(buf)-off-k < bodyLen {
-			return off, n, false // the body is still coming
-		}
-		off += k + bodyLen
-		n++
-		kai, hi := 0, 0
-		if ka {
-			kai = 1
-		}
-		if head {
-			hi = 1
-		}
-		cs.out = append(cs.out, s.resp[kai][hi]...)
-		if !ka {
-			return len(buf), n, true
-		}
+func (h *handler) OnClose(c gnet.Conn, _ error) gnet.Action {
+	if cs, ok := c.Context().(*connState); ok {
+		cs.closed = true
+		cs.held = heldResponses{}
 	}
-	return off, n, false
+	return gnet.None
 }
 
-// Request parse outcomes.
-const (
-	reqOK = iota
-	reqNeedMore
-	reqBad
-	reqChunked
-)
-
-func lowerByte(c byte) byte {
-	if c >= 'A' && c <= 'Z' {
-		return c + 32
+func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
+	cs, ok := c.Context().(*connState)
+	if !ok {
+		panic("BUG: target: connection without state")
 	}
-	return c
-}
-
-func eqFold(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i := range b {
-		if lowerByte(b[i]) != lower[i] {
-			return false
+	buf, _ := c.Peek(-1)
+	if cs.closing {
+		// Waiting for held responses before closing: the client's
+		// later bytes are not answered.
+		if len(buf) > 0 {
+			_, _ = c.Discard(len(buf))
 		}
+		return gnet.None
 	}
-	return true
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
+	l := cs.l
+	out, off, n, closeConn := h.s.rs.feed(&cs.session, buf, l.out[:0])
+	l.out = out
+	if off > 0 {
+		// Hazard: gnet's Discard(n) with n <= 0 discards everything,
+		// partial request included.
+		_, _ = c.Discard(off)
 	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
+	if h.s.timed {
+		return h.s.hold(cs, out, n, closeConn)
 	}
-	return b
-}
-
-// parseRequest reads one request head from b: its length, whether the
-// connection stays open, whether it is HEAD, and its body's length.
-func parseRequest(b []byte) (headLen int, keepAlive, head bool, bodyLen int, status int) {
-	end := bytes.Index(b, []byte("\r\n\r\n"))
-	if end < 0 {
-		return 0, false, false, 0, reqNeedMore
+	if len(out) > 0 {
+		// One write for every response of this read. Write copies what
+		// the socket does not take, so l.out can be reused at once.
+		_, _ = c.Write(out)
+		l.count(n)
 	}
-	headLen = end + 4
-	lines := b[:end+2]
-	nl := bytes.IndexByte(lines, '\n')
-	reqLine := trimSpace(lines[:nl])
-	sp1 := bytes.IndexByte(reqLine, ' ')
-	sp2 := bytes.LastIndexByte(reqLine, ' ')
-	if sp1 <= 0 || sp2 <= sp1 {
-		return 0, false, false, 0, reqBad
+	if closeConn {
+		return gnet.Close
 	}
-	method, version := reqLine[:sp1], reqLine[sp2+1:]
-	if len(version) != 8 || string(version[:7]) != "HTTP/1." {
-		return 0, false, false, 0, reqBad
-	}
-	http10 := version[7] == '0'
-	head = string(method) == "HEAD"
-	keepAlive = !http10
-	lines = lines[nl+1:]
-	for len(lines) > 0 {
-		nl := bytes.IndexByte(lines, '\n')
-		if nl < 0 {
-			break
-		}
-		l := lines[:nl]
-		lines = lines[nl+1:]
-		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 {
-			return 0, false, false, 0, reqBad
-		}
-		name, value := l[:colon], trimSpace(l[colon+1:])
-		switch {
-		case eqFold(name, "content-length"):
-			n := 0
-			if len(value) == 0 || len(value) > 12 {
-				return 0, false, false, 0, reqBad
-			}
-			for _, c := range value {
-				if c < '0' || c > '9' {
-					return 0, false, false, 0, reqBad
-				}
-				n = n*10 + int(c-'0')
-			}
-			bodyLen = n
-		case eqFold(name, "transfer-encoding"):
-			return 0, false, false, 0, reqChunked
-		case eqFold(name, "connection"):
-			for len(value) > 0 {
-				tok := value
-				if i := bytes.IndexByte(value, ','); i >= 0 {
-					tok, value = value[:i], value[i+1:]
-				} else {
-					value = nil
-				}
-				tok = trimSpace(tok)
-				if eqFold(tok, "close") {
-					keepAlive = false
-				} else if eqFold(tok, "keep-alive") && http10 {
-					keepAlive = true
-				}
-			}
-		}
-	}
-	return headLen, keepAlive, head, bodyLen, reqOK
+	return gnet.None
 }

@@ -1,7 +1,17 @@
-// Package target is barrage's built-in HTTP/1.1 server: fast enough that it
-// is not the bottleneck when benchmarking the generator, and able to
-// misbehave on purpose (delays, stalls) to show what the generator's
-// measurements do with a slow target.
+// Package target is barrage's built-in HTTP/1.1 server, for benchmarks
+// and tests of the load generator: fast enough not to be the bottleneck
+// (gnet event loops, one pre-built response, every response of a read in
+// one write, no allocation per request), and able to misbehave on purpose
+// (Delay, stalls) so that what the generator's latency figures do with a
+// slow target can be seen.
+//
+// It answers every request with the same small response; request bodies
+// (Content-Length) are read and dropped; Transfer-Encoding gets a 501 and
+// malformed requests a 400, after which the connection is closed.
+//
+// Hazard: gnet closes a connection as soon as the client half-closes it
+// (shutdown(SHUT_WR)), so a client that does so loses the responses still
+// held back by Delay or a stall.
 package target
 
 import (
@@ -11,9 +21,7 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -24,111 +32,147 @@ const (
 	DefaultListen   = "127.0.0.1:8080"
 	DefaultBodySize = 2
 	DefaultStatus   = 200
-	// MaxHeaderBytes bounds a request's head.
-	MaxHeaderBytes = 64 << 10
+	// MaxBodySize bounds Options.BodySize.
+	MaxBodySize = 64 << 20
 )
 
-// ErrTarget prefixes the errors of Start.
-var ErrTarget = errors.New("target")
+// ErrOption occurs when Start is given an option it cannot use (a
+// malformed listen address, a status outside 200..999, a negative delay,
+// a stall that never ends); the error wrapping it says which.
+var ErrOption = errors.New("target: bad option")
 
-// Options configure the server. Zero fields take the defaults.
+// Options configure a Server. Zero fields take their defaults.
 type Options struct {
-	// Listen is host:port; port 0 picks a free port. Default DefaultListen.
+	// Listen is the host:port to listen on; port 0 picks a free port
+	// (Server.Addr tells which). Default DefaultListen.
 	Listen string
-	// Loops is the number of event loops; 0 means runtime.NumCPU().
+	// Loops is the number of event loops; 0 means runtime.NumCPU(), which
+	// counts the CPUs the process may run on (taskset narrows it).
 	Loops int
-	// BodySize is the response body's length (default DefaultBodySize; a
-	// negative value means an empty body). The body is "ok" padded with 'x'.
+	// BodySize is the response body's length in bytes: "ok" padded with
+	// 'x' (cut to "o" for 1). 0 means DefaultBodySize; a negative value
+	// means an empty body. At most MaxBodySize.
 	BodySize int
-	// Status is the response status code (default 200).
+	// Status is the response's status code, 200 to 999. Default
+	// DefaultStatus. 204 and 304 responses have no body.
 	Status int
-	// Delay holds each response back this long, without blocking the loop.
+	// Delay holds every response back this long after its request has
+	// been read, without blocking the loop: other requests and
+	// connections are served meanwhile, and responses keep their order.
 	Delay time.Duration
-	// StallEvery and StallFor: from the server's start, every StallEvery
-	// the server stops answering for StallFor; the responses held are
-	// released, in order, when the stall ends.
+	// StallEvery and StallFor, given together, with StallFor shorter:
+	// at every multiple of StallEvery after the server starts, the server
+	// stops answering for StallFor (it still reads). The responses held
+	// meanwhile are released, in order, when the stall ends.
 	StallEvery, StallFor time.Duration
-	// Logger, if set, gets one line per second: the responses served in
-	// the last second and in total.
+	// Logger, if set, gets one line per second: the responses written in
+	// the last second and in all, as "served 51234 req/s total 1234567".
 	Logger io.Writer
 }
 
-// Server is a running target.
-type Server struct {
-	o      Options
-	addr   string
-	served atomic.Uint64
-	start  time.Time
-	eng    gnet.Engine
-	done   chan error
-	stop   chan struct{}
-	wg     sync.WaitGroup
-
-	// Prebuilt responses: [keepAlive][head].
-	resp [2][2][]byte
-	bad  []byte // 400 and close
-	te   []byte // 501 and close
-
-	timed bool // Delay or stall configured: responses go through the queue
-	q     queue
-}
-
-// Start listens and serves until Stop.
-func Start(o Options) (*Server, error) {
+// normalize applies the defaults and checks o.
+func (o *Options) normalize() error {
 	if o.Listen == "" {
 		o.Listen = DefaultListen
 	}
-	if o.Loops <= 0 {
+	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+		return fmt.Errorf("%w: listen address: %v", ErrOption, err)
+	}
+	switch {
+	case o.Loops < 0:
+		return fmt.Errorf("%w: %d loops", ErrOption, o.Loops)
+	case o.Loops == 0:
 		o.Loops = runtime.NumCPU()
 	}
-	if o.BodySize == 0 {
+	switch {
+	case o.BodySize == 0:
 		o.BodySize = DefaultBodySize
-	}
-	if o.BodySize < 0 {
+	case o.BodySize < 0:
 		o.BodySize = 0
+	case o.BodySize > MaxBodySize:
+		return fmt.Errorf("%w: body size %d is over %d", ErrOption, o.BodySize, MaxBodySize)
 	}
 	if o.Status == 0 {
 		o.Status = DefaultStatus
 	}
-	if o.Status < 100 || o.Status > 999 {
-		return nil, fmt.Errorf("%w: status %d is not a 3-digit code", ErrTarget, o.Status)
+	if o.Status < 200 || o.Status > 999 {
+		return fmt.Errorf("%w: status %d is not in 200..999", ErrOption, o.Status)
 	}
-	if o.Delay < 0 || o.StallEvery < 0 || o.StallFor < 0 || (o.StallFor > 0 && o.StallEvery <= o.StallFor) {
-		return nil, fmt.Errorf("%w: want delay >= 0 and stall-for < stall-every", ErrTarget)
+	if o.Delay < 0 {
+		return fmt.Errorf("%w: negative delay %s", ErrOption, o.Delay)
 	}
-	// Resolve the address ourselves so that port 0 is known afterwards.
-	ln, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("%w: cannot listen on %s: %v", ErrTarget, o.Listen, err)
+	if o.StallEvery != 0 || o.StallFor != 0 {
+		if o.StallFor <= 0 || o.StallEvery <= o.StallFor {
+			return fmt.Errorf("%w: stall every %s for %s: want both, and the stall shorter than its period",
+				ErrOption, o.StallEvery, o.StallFor)
+		}
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	s := &Server{o: o, addr: addr, done: make(chan error, 1), stop: make(chan struct{}), start: time.Now()}
-	s.build()
-	s.timed = o.Delay > 0 || o.StallFor > 0
-	s.q.init()
-	booted := make(chan struct{})
-	h := &handler{s: s, booted: booted}
+	return nil
+}
+
+// Server is a running target.
+type Server struct {
+	o     Options
+	rs    *responses
+	timed bool      // Delay or stalls: responses go through delay.go
+	start time.Time // stalls and due times are measured from here
+	h     *handler
+
+	done     chan error    // gnet.Run's result
+	stop     chan struct{} // closed by Stop for the timer and log goroutines
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start starts a server and returns once it listens. Its errors start
+// with "target: ": ErrOption for bad options, or why it cannot listen
+// (address in use, unknown host...).
+func Start(o Options) (*Server, error) {
+	if err := o.normalize(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		o:     o,
+		rs:    newResponses(o.Status, o.BodySize),
+		timed: o.Delay > 0 || o.StallFor > 0,
+		done:  make(chan error, 1),
+		stop:  make(chan struct{}),
+	}
+	if need := 2*o.Loops + 1; s.timed && runtime.GOMAXPROCS(0) < need {
+		// Hazard: a gnet loop's thread keeps its P while it blocks in
+		// epoll_wait until sysmon takes it back (up to 10 ms later when
+		// idle); a timer thread waking from nanosleep would wait that long
+		// for a P and every delayed response would be late. Spare Ps let
+		// it run at once.
+		runtime.GOMAXPROCS(need)
+	}
+	s.h = &handler{s: s, booted: make(chan struct{}), loops: make(map[gnet.EventLoop]*loop)}
+	s.start = time.Now()
 	go func() {
-		s.done <- gnet.Run(h, "tcp://"+addr,
+		s.done <- gnet.Run(s.h, "tcp://"+o.Listen,
 			gnet.WithMulticore(true),
 			gnet.WithNumEventLoop(o.Loops),
+			// With SO_REUSEPORT each loop would bind its own port 0.
 			gnet.WithReusePort(false),
 			gnet.WithReuseAddr(true),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-			gnet.WithLogger(nopLogger{}),
+			// gnet's default zap logger prints INFO lines to stderr,
+			// and sets itself as gnet's process-wide default.
+			gnet.WithLogger(silentLogger{}),
 		)
 	}()
 	select {
-	case <-booted:
+	case <-s.h.booted:
+		if s.h.err != nil {
+			<-s.done
+			return nil, s.h.err
+		}
 	case err := <-s.done:
-		return nil, fmt.Errorf("%w: cannot serve on %s: %v", ErrTarget, addr, err)
-	case <-time.After(5 * time.Second):
-		return nil, fmt.Errorf("%w: the server did not start on %s", ErrTarget, addr)
-	}
-	if s.timed {
-		s.wg.Add(1)
-		go s.releaser()
+		if err == nil {
+			err = errors.New("the engine stopped at once")
+		}
+		return nil, fmt.Errorf("target: cannot listen on %s: %w", o.Listen, err)
 	}
 	if o.Logger != nil {
 		s.wg.Add(1)
@@ -137,104 +181,65 @@ func Start(o Options) (*Server, error) {
 	return s, nil
 }
 
-// Addr is the address the server listens on.
-func (s *Server) Addr() string { return s.addr }
+// Addr is the address the server listens on, such as "127.0.0.1:41234".
+func (s *Server) Addr() string { return s.h.addr }
 
-// Served counts the responses written so far.
-func (s *Server) Served() uint64 { return s.served.Load() }
+// Served counts the responses written so far (error responses included,
+// "100 Continue" not).
+func (s *Server) Served() uint64 { return s.h.served() }
 
-// Stop stops the server and waits for it.
+// Stop closes the listener and every connection, and waits for the
+// server's goroutines to end. Later calls return the first one's result.
 func (s *Server) Stop() error {
-	select {
-	case <-s.stop:
-		return nil
-	default:
-	}
-	close(s.stop)
-	s.q.wake()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.eng.Stop(ctx)
-	s.wg.Wait()
-	if rerr := <-s.done; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
-		err = rerr
-	}
-	return err
+	s.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// Engine.Stop polls for the end every 500 ms; gnet.Run returns
+		// as soon as the loops are done and the listener closed. So wait
+		// for Run, and cancel Stop's polling.
+		go func() { _ = s.h.eng.Stop(ctx) }()
+		var err error
+		select {
+		case err = <-s.done:
+		case <-ctx.Done():
+			err = errors.New("gnet did not stop within 10 s")
+		}
+		cancel()
+		s.h.mu.Lock()
+		s.h.stopped = true // no timer goroutine starts after wg.Wait begins
+		s.h.mu.Unlock()
+		close(s.stop)
+		s.wg.Wait()
+		if err != nil {
+			s.stopErr = fmt.Errorf("target: cannot stop: %w", err)
+		}
+	})
+	return s.stopErr
 }
 
-func (s *Server) build() {
-	body := make([]byte, 0, s.o.BodySize)
-	if s.o.BodySize > 0 {
-		body = append(body, "ok"[:min(2, s.o.BodySize)]...)
-		for len(body) < s.o.BodySize {
-			body = append(body, 'x')
-		}
-	}
-	reason := map[int]string{200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 404: "Not Found",
-		429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}[s.o.Status]
-	noBody := s.o.Status == 204 || s.o.Status == 304 || s.o.Status < 200
-	for ka := 0; ka < 2; ka++ {
-		for head := 0; head < 2; head++ {
-			var b []byte
-			b = append(b, "HTTP/1.1 "...)
-			b = strconv.AppendInt(b, int64(s.o.Status), 10)
-			b = append(b, ' ')
-			b = append(b, reason...)
-			b = append(b, "\r\nServer: barrage-target\r\nContent-Type: text/plain\r\n"...)
-			if !noBody {
-				b = append(b, "Content-Length: "...)
-				b = strconv.AppendInt(b, int64(len(body)), 10)
-				b = append(b, "\r\n"...)
-			}
-			if ka == 0 {
-				b = append(b, "Connection: close\r\n"...)
-			}
-			b = append(b, "\r\n"...)
-			if head == 0 && !noBody {
-				b = append(b, body...)
-			}
-			s.resp[ka][head] = b
-		}
-	}
-	s.bad = []byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-	s.te = []byte("HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-}
-
-// due returns when a response to a request arriving at now may go out:
-// after Delay, and never inside a stall.
-func (s *Server) due(now time.Duration) time.Duration {
-	d := now + s.o.Delay
-	if s.o.StallFor > 0 {
-		e := s.o.StallEvery
-		k := d / e
-		if k >= 1 && d-k*e < s.o.StallFor {
-			d = k*e + s.o.StallFor
-		}
-	}
-	return d
-}
-
+// logRate writes the served rate to o.Logger once a second.
 func (s *Server) logRate() {
 	defer s.wg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	last := uint64(0)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var last uint64
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-t.C:
-			n := s.served.Load()
+		case <-tick.C:
+			n := s.Served()
 			fmt.Fprintf(s.o.Logger, "served %d req/s total %d\n", n-last, n)
 			last = n
 		}
 	}
 }
 
-type nopLogger struct{}
+// silentLogger drops gnet's log lines.
+type silentLogger struct{}
 
-func (nopLogger) Debugf(string, ...any) {}
-func (nopLogger) Infof(string, ...any)  {}
-func (nopLogger) Warnf(string, ...any)  {}
-func (nopLogger) Errorf(string, ...any) {}
-func (nopLogger) Fatalf(string, ...any) {}
+func (silentLogger) Debugf(string, ...any) {}
+func (silentLogger) Infof(string, ...any)  {}
+func (silentLogger) Warnf(string, ...any)  {}
+func (silentLogger) Errorf(string, ...any) {}
+func (silentLogger) Fatalf(string, ...any) {}

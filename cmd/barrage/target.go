@@ -1,8 +1,8 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -10,62 +10,72 @@ import (
 	"github.com/barrage-load/barrage/target"
 )
 
-const targetAbout = `A fast built-in HTTP/1.1 server for benchmarks and tests. It answers every
-request (pipelined ones too) with a small fixed response, and can misbehave
-on purpose: --delay holds every response back, --stall-every/--stall-for stop
-answering for a while (to show what coordinated omission hides).
+const targetAbout = `A fast built-in HTTP/1.1 server, for benchmarks and tests of the load
+generator. It answers every request, pipelined ones included, with the same
+small response ("ok" padded with 'x' to --body-size), keeps connections alive
+unless asked not to, drops request bodies, and does not allocate per request.
 
-Its first line on stdout is "listening on HOST:PORT"; then it logs the rate
-it served each second on stderr. Stops on SIGINT/SIGTERM.`
+It can also misbehave on purpose, to show what a load generator's latency
+figures do with a slow target: --delay holds every response back, and
+--stall-every/--stall-for stop it answering for a while, as a GC pause or a
+full queue would (a closed-model generator that waits for each response hides
+such stalls: coordinated omission). Neither blocks the server: other
+connections are served meanwhile and responses keep their order.
+
+Its first line on stdout is "listening on HOST:PORT" (with --listen
+127.0.0.1:0, the port the system picked). It then logs the rate it serves
+once a second on stderr, until SIGINT or SIGTERM. Exit status: 0 when
+stopped by a signal, 1 if it cannot listen, 2 for bad flags.`
 
 func cmdTarget(args []string) int {
 	fs := newFlagSet("target", "[flags]", targetAbout)
-	listen := fs.String("listen", target.DefaultListen, "address to listen on; port 0 picks a free one")
-	loops := fs.Int("loops", 0, "event loops (0 = one per CPU)")
-	bodySize := fs.Int("body-size", target.DefaultBodySize, "response body size in bytes")
-	status := fs.Int("status", target.DefaultStatus, "response status code")
-	delay := fs.Duration("delay", 0, "hold every response back this long (without blocking the loop)")
-	stallEvery := fs.Duration("stall-every", 0, "stop answering every this long (with --stall-for)")
-	stallFor := fs.Duration("stall-for", 0, "how long each stall lasts")
-	quiet := fs.BoolP("quiet", "q", false, "no served-rate log")
+	listen := fs.String("listen", target.DefaultListen, "host:port to listen on; port 0 picks a free one")
+	loops := fs.Int("loops", 0, "event loops, each on its own goroutine (0: one per CPU this process may use)")
+	bodySize := fs.Int("body-size", target.DefaultBodySize, "response body size in bytes (0: empty body)")
+	status := fs.Int("status", target.DefaultStatus, "response status code (200 to 999)")
+	delay := fs.Duration("delay", 0, "hold every response back this long after its request, e.g. 10ms")
+	stallEvery := fs.Duration("stall-every", 0, "stop answering at every multiple of this period after the start (with --stall-for)")
+	stallFor := fs.Duration("stall-for", 0, "how long each stall lasts; the responses held are then sent in order")
+	quiet := fs.BoolP("quiet", "q", false, "do not log the served rate")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "barrage target: unexpected arguments %v\n", fs.Args())
+		fmt.Fprintf(os.Stderr, "barrage target: unexpected argument %q (see barrage target --help)\n", fs.Arg(0))
 		return exitBadInput
 	}
-	if (*stallFor > 0) != (*stallEvery > 0) || (*stallFor > 0 && *stallFor >= *stallEvery) {
-		fmt.Fprintln(os.Stderr, "barrage target: give --stall-every and --stall-for together, with --stall-for shorter")
+	if *bodySize < 0 {
+		fmt.Fprintf(os.Stderr, "barrage target: --body-size %d is negative\n", *bodySize)
 		return exitBadInput
 	}
-	if *bodySize < 0 || *delay < 0 || *status < 100 || *status > 999 {
-		fmt.Fprintln(os.Stderr, "barrage target: --body-size and --delay must be >= 0, --status a 3-digit code")
-		return exitBadInput
+	o := target.Options{
+		Listen: *listen, Loops: *loops, BodySize: *bodySize, Status: *status,
+		Delay: *delay, StallEvery: *stallEvery, StallFor: *stallFor,
 	}
-	var logger io.Writer = os.Stderr
-	if *quiet {
-		logger = nil
+	if *bodySize == 0 {
+		o.BodySize = -1 // Options: 0 is the default size, negative is empty
 	}
-	size := *bodySize
-	if size == 0 {
-		size = -1 // an explicit 0: empty body
+	if !*quiet {
+		o.Logger = os.Stderr
 	}
-	s, err := target.Start(target.Options{
-		Listen: *listen, Loops: *loops, BodySize: size, Status: *status,
-		Delay: *delay, StallEvery: *stallEvery, StallFor: *stallFor, Logger: logger,
-	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "barrage %v\n", err)
-		return exitNoStart
-	}
-	fmt.Printf("listening on %s\n", s.Addr())
-	_ = os.Stdout.Sync()
+	// Before "listening on": a signal sent as soon as that line is read
+	// must stop the server, not kill the process.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	s, err := target.Start(o)
+	if err != nil {
+		// err reads "target: ...".
+		fmt.Fprintf(os.Stderr, "barrage %v\n", err)
+		if errors.Is(err, target.ErrOption) {
+			return exitBadInput
+		}
+		return exitNoStart
+	}
+	// os.Stdout is unbuffered: the line is out when Fprintf returns.
+	fmt.Fprintf(os.Stdout, "listening on %s\n", s.Addr())
 	<-sig
 	if err := s.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "barrage target: %v\n", err)
+		fmt.Fprintf(os.Stderr, "barrage %v\n", err)
 	}
 	return exitOK
 }

@@ -1,0 +1,283 @@
+package target
+
+import (
+	"bytes"
+	"errors"
+)
+
+// MaxHeaderBytes bounds a request's head (request line, headers and the
+// blank line ending them). A longer head gets a 431 and the connection is
+// closed.
+const MaxHeaderBytes = 64 << 10
+
+// Request parse outcomes other than success. They never leave the package:
+// each becomes an error response.
+var (
+	// errNeedMore occurs when the buffer ends before the head's blank line.
+	errNeedMore = errors.New("target: incomplete request head")
+	// errBadRequest occurs when the request line or a header line is
+	// malformed, or Content-Length is not a number (400).
+	errBadRequest = errors.New("target: malformed request")
+	// errHeadTooLarge occurs when the head is longer than MaxHeaderBytes (431).
+	errHeadTooLarge = errors.New("target: request head too large")
+	// errTransferEncoding occurs when a request has a Transfer-Encoding
+	// header: chunked request bodies are not supported (501).
+	errTransferEncoding = errors.New("target: request with Transfer-Encoding")
+)
+
+// connMode says what happens to the connection after a response.
+type connMode uint8
+
+const (
+	// keepAlive: HTTP/1.1's default; the response says nothing.
+	keepAlive connMode = iota
+	// keepAliveAsked: an HTTP/1.0 request asked for keep-alive; the
+	// response must confirm it, or the client closes.
+	keepAliveAsked
+	// closeAfter: Connection: close, or HTTP/1.0 without keep-alive.
+	closeAfter
+	numConnModes
+)
+
+// request is all the server needs to know about a request head.
+type request struct {
+	bodyLen        int      // Content-Length, 0 when absent
+	conn           connMode // what to do with the connection after the response
+	head           bool     // HEAD: the response has headers only
+	expectContinue bool     // Expect: 100-continue
+}
+
+// parseRequest parses the request head at the start of b into r and
+// returns its length, blank line included. The head must start with the
+// request line (leading empty lines are the caller's to skip).
+//
+// With errNeedMore, n is where the next call on the same head (grown by
+// later reads) may resume its search for the blank line: pass it as scan.
+// It is 0 for the first call. Resuming keeps a head that arrives byte by
+// byte from being rescanned from its start on every read.
+//
+// The parser is deliberately lenient where it does not matter to a
+// benchmark target (header values are not checked for control
+// characters, Host is not required) and strict where framing depends on
+// it (request line, header names, Content-Length, Transfer-Encoding).
+func parseRequest(b []byte, scan int, r *request) (n int, err error) {
+	end, resume := headEnd(b, scan)
+	if end < 0 {
+		if len(b) > MaxHeaderBytes {
+			return 0, errHeadTooLarge
+		}
+		// Reject a bad request line at once rather than waiting for a
+		// blank line that garbage may never send.
+		if nl := bytes.IndexByte(b, '\n'); nl >= 0 {
+			var probe request
+			if _, err := parseRequestLine(trimCR(b[:nl]), &probe); err != nil {
+				return 0, err
+			}
+		}
+		return resume, errNeedMore
+	}
+	if end > MaxHeaderBytes {
+		return 0, errHeadTooLarge
+	}
+	*r = request{}
+	nl := bytes.IndexByte(b, '\n') // exists: end > 0
+	http10, err := parseRequestLine(trimCR(b[:nl]), r)
+	if err != nil {
+		return 0, err
+	}
+	if http10 {
+		r.conn = closeAfter
+	}
+	seenLength := false
+	lines := b[nl+1 : end]
+	for {
+		i := bytes.IndexByte(lines, '\n')
+		if i < 0 {
+			break // what is left is the blank line
+		}
+		line := trimCR(lines[:i])
+		lines = lines[i+1:]
+		if len(line) == 0 {
+			break // the blank line
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !isToken(line[:colon]) {
+			// Also catches obsolete line folding (a line starting with
+			// white space), which RFC 9112 lets a server reject.
+			return 0, errBadRequest
+		}
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		switch len(name) {
+		case len("content-length"):
+			if !equalFold(name, "content-length") {
+				continue
+			}
+			v, ok := parseLength(value)
+			if !ok || (seenLength && v != r.bodyLen) {
+				return 0, errBadRequest
+			}
+			r.bodyLen, seenLength = v, true
+		case len("transfer-encoding"):
+			if equalFold(name, "transfer-encoding") {
+				return 0, errTransferEncoding
+			}
+		case len("connection"):
+			if equalFold(name, "connection") {
+				r.conn = connectionMode(value, http10, r.conn)
+			}
+		case len("expect"):
+			if equalFold(name, "expect") && equalFold(value, "100-continue") {
+				r.expectContinue = !http10
+			}
+		}
+	}
+	return end, nil
+}
+
+// headEnd returns the length of the head at the start of b up to and
+// including its blank line ("\r\n" or a bare "\n"), or -1 and where to
+// resume the search once more bytes have arrived. from must be 0 or a
+// value it returned for a shorter prefix of the same head: always the
+// start of a line.
+func headEnd(b []byte, from int) (end, resume int) {
+	i := from
+	for {
+		// i is the start of a line; line 0 is the request line, which
+		// is never blank here.
+		if i > 0 && i < len(b) {
+			if b[i] == '\n' {
+				return i + 1, 0
+			}
+			if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
+				return i + 2, 0
+			}
+		}
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1, i
+		}
+		i += j + 1
+	}
+}
+
+// parseRequestLine checks "METHOD SP TARGET SP HTTP/1.x" and notes HEAD
+// in r. It reports whether the version is HTTP/1.0.
+func parseRequestLine(line []byte, r *request) (http10 bool, err error) {
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 || !isToken(line[:sp]) {
+		return false, errBadRequest
+	}
+	r.head = sp == 4 && string(line[:4]) == "HEAD"
+	rest := line[sp+1:]
+	sp = bytes.IndexByte(rest, ' ')
+	if sp <= 0 {
+		return false, errBadRequest
+	}
+	for _, c := range rest[:sp] {
+		if c <= ' ' || c == 0x7f {
+			return false, errBadRequest
+		}
+	}
+	v := rest[sp+1:]
+	if len(v) != len("HTTP/1.1") || string(v[:7]) != "HTTP/1." || v[7] < '0' || v[7] > '9' {
+		return false, errBadRequest
+	}
+	return v[7] == '0', nil
+}
+
+// connectionMode applies a Connection header's tokens to the mode so far.
+func connectionMode(value []byte, http10 bool, m connMode) connMode {
+	for len(value) > 0 {
+		tok := value
+		if i := bytes.IndexByte(value, ','); i >= 0 {
+			tok, value = value[:i], value[i+1:]
+		} else {
+			value = nil
+		}
+		tok = trimOWS(tok)
+		switch {
+		case equalFold(tok, "close"):
+			return closeAfter // close wins over anything else
+		case http10 && equalFold(tok, "keep-alive"):
+			m = keepAliveAsked
+		}
+	}
+	return m
+}
+
+// parseLength parses a Content-Length value: 1 to 18 digits, so that it
+// cannot overflow.
+func parseLength(v []byte) (int, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+func trimCR(b []byte) []byte {
+	if len(b) > 0 && b[len(b)-1] == '\r' {
+		return b[:len(b)-1]
+	}
+	return b
+}
+
+// trimOWS trims optional white space (SP, HTAB) on both sides.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// equalFold compares b with lower, which must be lower case ASCII.
+func equalFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// isToken reports whether b is a non-empty RFC 9110 token.
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !tokenChar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenChar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-32] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()

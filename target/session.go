@@ -1,0 +1,80 @@
+package target
+
+// session is one connection's request-parsing state between reads.
+type session struct {
+	scan int     // where the search for the pending head's end resumes
+	skip int     // body bytes of the current request still to drop
+	owed request // the request whose body is being dropped: its response is owed
+}
+
+// feed consumes the complete requests at the start of buf, and as much of
+// a request body as has arrived, and appends a response per complete
+// request to out: every response of one read goes out in one write.
+//
+// It returns the grown out, how many bytes of buf were consumed, how many
+// final responses were appended (not counting "100 Continue"), and
+// whether the connection must close once out is written; then all of buf
+// counts as consumed, since nothing after that request will be answered.
+//
+// Request bodies are dropped as they arrive rather than buffered, so a
+// large upload costs no memory. The response is owed until the last body
+// byte has arrived: answering earlier would confuse clients that send the
+// body before reading.
+//
+// This is the per-request path: it must not allocate once out has grown
+// to its working size (see the allocation test).
+func (rs *responses) feed(ss *session, buf, out []byte) (_ []byte, consumed, n int, close bool) {
+	off := 0
+	for {
+		if ss.skip > 0 {
+			k := min(ss.skip, len(buf)-off)
+			off += k
+			ss.skip -= k
+			if ss.skip > 0 {
+				return out, off, n, false
+			}
+			out = rs.appendResponse(out, &ss.owed)
+			n++
+			if ss.owed.conn == closeAfter {
+				return out, len(buf), n, true
+			}
+		}
+		if ss.scan == 0 {
+			// RFC 9112 2.2: ignore empty lines before a request line
+			// (some clients send CRLF after a POST body).
+			for off < len(buf) && (buf[off] == '\r' || buf[off] == '\n') {
+				off++
+			}
+		}
+		if off == len(buf) {
+			return out, off, n, false
+		}
+		k, err := parseRequest(buf[off:], ss.scan, &ss.owed)
+		switch err {
+		case nil:
+		case errNeedMore:
+			ss.scan = k
+			return out, off, n, false
+		case errHeadTooLarge:
+			return append(out, rs.headTooLarge...), len(buf), n + 1, true
+		case errTransferEncoding:
+			return append(out, rs.notImplemented...), len(buf), n + 1, true
+		default:
+			return append(out, rs.badRequest...), len(buf), n + 1, true
+		}
+		ss.scan = 0
+		off += k
+		if ss.owed.bodyLen > 0 {
+			if ss.owed.expectContinue {
+				out = append(out, rs.continue100...)
+			}
+			ss.skip = ss.owed.bodyLen
+			continue
+		}
+		out = rs.appendResponse(out, &ss.owed)
+		n++
+		if ss.owed.conn == closeAfter {
+			return out, len(buf), n, true
+		}
+	}
+}
