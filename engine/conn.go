@@ -33,6 +33,9 @@ type conn struct {
 	draining bool // excess after a connection-count cut: close when idle
 	queued   bool // in the loop's free queue
 	dirty    bool // in the loop's dirty list (wbuf holds bytes)
+	// bell marks the loop's doorbell: a loopback connection the pacer
+	// writes a byte to when a token comes due, never a target connection.
+	bell bool
 	// fail is the error kind that the close now under way is counted as.
 	fail    proto.ErrKind
 	failSet bool

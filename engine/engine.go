@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"sort"
 	"sync"
@@ -37,6 +38,8 @@ type Engine struct {
 	sched    Schedule
 	started  bool
 	stopping atomic.Bool
+	// bells are the pacers' ends of the loops' doorbells (open model).
+	bells []net.Conn
 	// refillAt is how many free pipeline slots a closed-model connection
 	// waits for before it writes again: half the depth, so a deep pipeline
 	// is refilled in a few large writes rather than one per response (the
@@ -132,7 +135,6 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 		l := &loop{e: e, idx: i, cpu: e.opts.CPUs[i], open: e.open, sched: e.sched}
 		l.pool = make(chan *proto.Stats, 2)
 		l.st = proto.NewStats(e.open)
-		l.pumpFn = gnet.RunnableFunc(func(context.Context) error { l.runPump(); return nil })
 		l.nextDue.Store(1 << 62)
 		l.resetCursors()
 		cli, err := gnet.NewClient(l,
@@ -150,6 +152,12 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 		}
 		l.cli = cli
 		e.loops = append(e.loops, l)
+		if e.open {
+			if err := e.doorbell(l); err != nil {
+				e.stopLoops()
+				return nil, err
+			}
+		}
 		res.CPUs = append(res.CPUs, l.cpu)
 		l.want = e.share(conns0, i)
 	}
@@ -218,6 +226,43 @@ func (e *Engine) stopLoops() {
 			_ = l.cli.Stop()
 		}
 	}
+	for _, c := range e.bells {
+		_ = c.Close()
+	}
+	e.bells = nil
+}
+
+// doorbell connects loop l to its pacer over loopback: the loop's end is
+// enrolled in the loop (which also pins it, in OnOpen), the other end's
+// descriptor is the pacer's to write to.
+func (e *Engine) doorbell(l *loop) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("engine: cannot set up a pacer doorbell: %w", err)
+	}
+	defer ln.Close()
+	dialed, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return fmt.Errorf("engine: cannot set up a pacer doorbell: %w", err)
+	}
+	accepted, err := ln.Accept()
+	if err != nil {
+		dialed.Close()
+		return fmt.Errorf("engine: cannot set up a pacer doorbell: %w", err)
+	}
+	e.bells = append(e.bells, accepted)
+	rc, err := accepted.(*net.TCPConn).SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) { l.bellFD = int(fd) })
+	}
+	if err == nil {
+		_, err = l.cli.EnrollContext(dialed, &conn{l: l, bell: true})
+	}
+	if err != nil {
+		dialed.Close()
+		return fmt.Errorf("engine: cannot set up a pacer doorbell: %w", err)
+	}
+	return nil
 }
 
 // dialInitial opens every loop's first connections, at most 256 connects at
@@ -421,11 +466,20 @@ func (e *Engine) collector(done chan<- struct{}) {
 		st *proto.Stats
 	}
 	waiting := map[int]*pending{}
+	// spares holds merged intervals handed back after OnInterval (which
+	// must not keep them): a long run reuses a few rather than leaving
+	// three histograms of garbage per interval for the GC.
+	var spares []*proto.Stats
 	next := 0
 	for p := range e.collect {
 		w := waiting[p.st.Seq]
 		if w == nil {
-			w = &pending{st: proto.NewStats(e.open)}
+			w = &pending{}
+			if n := len(spares); n > 0 {
+				w.st, spares = spares[n-1], spares[:n-1]
+			} else {
+				w.st = proto.NewStats(e.open)
+			}
 			waiting[p.st.Seq] = w
 		}
 		w.st.Merge(p.st)
@@ -451,6 +505,8 @@ func (e *Engine) collector(done chan<- struct{}) {
 			if int64(w.st.Seq) == e.finalSeq.Load() {
 				return
 			}
+			w.st.Reset()
+			spares = append(spares, w.st)
 			next++
 		}
 	}
