@@ -197,7 +197,8 @@ func (a *Agent) runTest(ctx context.Context, id string, asg *Assignment) error {
 	opts.CPUs = a.o.CPUs
 	opts.Interval = asg.Interval
 
-	pub := &publisher{a: a, test: test, id: id}
+	pub := newPublisher(a, test, id)
+	defer pub.stop()
 	var eng *engine.Engine
 	opts.OnInterval = func(s *proto.Stats) { pub.publish(s, false, time.Time{}) }
 	opts.Ready = func(ctx context.Context) (time.Time, error) {
@@ -372,64 +373,106 @@ func (a *Agent) keepOnDisk(test, id string, r *AgentResult, pub *publisher) stri
 	return dir
 }
 
-// publisher writes an agent's snapshots; those that cannot be written (no
-// ZooKeeper) wait and go out with the next ones.
+// publisher writes an agent's snapshots from a goroutine of its own.
+// Hazard: OnInterval runs on the engine's collector, and the loops wait for
+// the collector; a ZooKeeper write that blocks (no server) must never be
+// made there, or the load would stop with ZooKeeper. Snapshots that cannot
+// be written wait in memory and go out when ZooKeeper is back.
 type publisher struct {
 	a        *Agent
 	test, id string
+	kick     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	writeMu  sync.Mutex // one writePending at a time
 
-	mu                    sync.Mutex
-	pending               []int // seqs not yet written
-	all                   map[int][]byte
-	count                 int
-	sent, responses       uint64
-	failures, lastWritten int
+	mu              sync.Mutex
+	pending         []int // seqs not yet written
+	all             map[int][]byte
+	count           int
+	sent, responses uint64
+	failures        int
 }
 
+func newPublisher(a *Agent, test, id string) *publisher {
+	p := &publisher{a: a, test: test, id: id, kick: make(chan struct{}, 1), done: make(chan struct{}), all: map[int][]byte{}}
+	go p.run()
+	return p
+}
+
+// publish encodes s and queues it; it never blocks on ZooKeeper.
 func (p *publisher) publish(s *proto.Stats, final bool, first time.Time) {
 	b, err := proto.MarshalSnapshot(&proto.Snapshot{Agent: p.id, Stats: s, Final: final, FirstSend: first})
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.count++
 	p.sent += s.Sent
 	p.responses += s.Responses
+	if err == nil {
+		p.all[s.Seq] = b
+		p.pending = append(p.pending, s.Seq)
+	}
+	p.mu.Unlock()
 	if err != nil {
 		p.a.logf("BUG: cannot encode snapshot %d: %v", s.Seq, err)
 		return
 	}
-	if p.all == nil {
-		p.all = map[int][]byte{}
+	select {
+	case p.kick <- struct{}{}:
+	default:
 	}
-	p.all[s.Seq] = b
-	p.pending = append(p.pending, s.Seq)
-	p.writePending()
 }
 
-// writePending tries every pending snapshot once (called with mu held).
-func (p *publisher) writePending() {
-	kept := p.pending[:0]
-	for _, seq := range p.pending {
-		_, err := p.a.conn.Create(p.a.p.snap(p.test, p.id, seq), p.all[seq], 0, zk.WorldACL(zk.PermAll))
+// run writes queued snapshots until the run ends, retrying failures.
+func (p *publisher) run() {
+	for {
+		select {
+		case <-p.kick:
+		case <-p.done:
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		p.writePending()
+	}
+}
+
+// writePending tries every pending snapshot once.
+func (p *publisher) writePending() bool {
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
+	p.mu.Lock()
+	seqs := append([]int(nil), p.pending...)
+	p.mu.Unlock()
+	var failed []int
+	for _, seq := range seqs {
+		p.mu.Lock()
+		b := p.all[seq]
+		p.mu.Unlock()
+		_, err := p.a.conn.Create(p.a.p.snap(p.test, p.id, seq), b, 0, zk.WorldACL(zk.PermAll))
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			kept = append(kept, seq)
-			p.failures++
-			continue
+			failed = append(failed, seq)
 		}
 	}
-	p.pending = kept
-}
-
-func (p *publisher) flush() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.pending) > 0 {
-		_ = retry(3*time.Second, func() error {
-			p.writePending()
-			if len(p.pending) > 0 {
-				return zk.ErrConnectionClosed
-			}
-			return nil
-		})
+	p.failures += len(failed)
+	// Keep what failed and what was queued meanwhile.
+	kept := failed
+	for _, seq := range p.pending[len(seqs):] {
+		kept = append(kept, seq)
+	}
+	p.pending = kept
+	return len(p.pending) == 0
+}
+
+// stop ends the writer goroutine.
+func (p *publisher) stop() { p.stopOnce.Do(func() { close(p.done) }) }
+
+// flush stops the writer and tries the pending snapshots for at most 3 s.
+func (p *publisher) flush() {
+	p.stop()
+	deadline := time.Now().Add(3 * time.Second)
+	for !p.writePending() && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

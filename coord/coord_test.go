@@ -2,8 +2,11 @@ package coord
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -75,6 +78,11 @@ type cluster struct {
 
 // newCluster starts ZooKeeper, a target and n in-process agents.
 func newCluster(t *testing.T, n int) *cluster {
+	return newClusterIn(t, n, "")
+}
+
+// newClusterIn is newCluster with the agents' state dir.
+func newClusterIn(t *testing.T, n int, stateDir string) *cluster {
 	t.Helper()
 	cl := &cluster{zk: zktest.Start(t), root: "/barrage-test"}
 	tgt, err := target.Start(target.Options{Listen: "127.0.0.1:0", Loops: 1})
@@ -86,7 +94,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	cl.cancel = cancel
 	for i := 0; i < n; i++ {
-		a, err := NewAgent(AgentOptions{ZK: cl.zk.Addr, Root: cl.root, Name: fmt.Sprintf("a%d", i), CPUs: []int{0}})
+		a, err := NewAgent(AgentOptions{ZK: cl.zk.Addr, Root: cl.root, Name: fmt.Sprintf("a%d", i), CPUs: []int{0}, StateDir: stateDir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,5 +289,61 @@ func TestBadInput(t *testing.T) {
 	}
 	if ok, _, _ := c.Exists("/elsewhere"); ok {
 		t.Fatal("a failed start under a wrong root left /elsewhere behind")
+	}
+}
+
+func TestAgentFinishesWithoutZooKeeper(t *testing.T) {
+	dir := t.TempDir()
+	cl := newClusterIn(t, 1, dir)
+	go func() {
+		// The coordinator loses ZooKeeper too; its outcome is not the point.
+		_, _ = cl.coordinate(t, Options{Agents: 1, Plan: cl.plan(t, 500, 4, 4*time.Second)})
+	}()
+	// Wait for the test to start, then take ZooKeeper away.
+	deadline := time.Now().Add(20 * time.Second)
+	for cl.tgt.Served() < 500 {
+		if time.Now().After(deadline) {
+			t.Fatal("the test did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cl.zk.Kill()
+	// The agent finishes its plan alone and keeps its result on disk.
+	var path string
+	for path == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no result in %s", dir)
+		}
+		time.Sleep(200 * time.Millisecond)
+		m, _ := filepath.Glob(filepath.Join(dir, "*", "result.json"))
+		if len(m) > 0 {
+			path = m[0]
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res AgentResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	snaps, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "snap-*.bin"))
+	t.Logf("detached result: %+v, %d snapshots on disk", res, len(snaps))
+	// The whole plan ran: 4 s at 500/s.
+	if !res.Detached || res.Sent < 1980 || res.Sent > 2000 || len(snaps) != 4 {
+		t.Fatalf("result %+v with %d snapshots", res, len(snaps))
+	}
+	var total uint64
+	for _, f := range snaps {
+		b, _ := os.ReadFile(f)
+		sn, err := proto.UnmarshalSnapshot(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += sn.Stats.Sent
+	}
+	if total != res.Sent {
+		t.Fatalf("snapshots on disk sum to %d sent, result says %d", total, res.Sent)
 	}
 }
