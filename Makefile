@@ -31,7 +31,7 @@ deps:
 
 test: deps
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 12m $(PKGS)
+	$(GO) test -count=1 -p 1 -timeout 12m $(PKGS)
 
 race: deps
 	$(GO) test -count=1 -race -timeout 15m $(RACE_PKGS)
