@@ -429,7 +429,8 @@ func (r *run) report() *report.Report {
 				row.Lost, row.LostAt = true, l.At
 				// It died at most one session timeout before it was seen
 				// to: the intervals ending before that were owed.
-				expectUntil = time.Duration((l.At)*float64(time.Second)) - r.c.o.SessionTimeout - st.Interval
+				// Any gap before its last snapshot is owed too.
+				expectUntil = max(end, time.Duration((l.At)*float64(time.Second))-r.c.o.SessionTimeout-st.Interval)
 				row.Status = fmt.Sprintf("LOST at %.1fs (last snapshot ends %.1fs)", l.At, end.Seconds())
 			}
 		}

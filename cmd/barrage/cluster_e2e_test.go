@@ -170,6 +170,11 @@ func TestClusterAgentKilled(t *testing.T) {
 	rep := readReport(t, out)
 	lost := 0
 	for _, a := range agentsOf(t, rep) {
+		// Every agent, the lost one included, delivered each interval it
+		// owed: up to the end, or up to its last snapshot.
+		if a["intervals_received"] != a["intervals_expected"] || a["intervals_missing"] != nil {
+			t.Errorf("agent %v: %v of %v intervals, missing %v", a["name"], a["intervals_received"], a["intervals_expected"], a["intervals_missing"])
+		}
 		if a["lost"] == true {
 			lost++
 		}
