@@ -111,18 +111,32 @@ func (c *Coordinator) Close() { c.conn.Close() }
 
 // Run becomes the leader (waiting as standby if asked), then either takes
 // over the running test or starts the plan, and returns its report.
+//
+// A standby without a plan that finds itself leading with no test to take
+// over steps aside (a coordinator with a plan could not start while it
+// led), waits for a test to start, and joins the election again, behind
+// the coordinator that runs it.
 func (c *Coordinator) Run(ctx context.Context) (*report.Report, error) {
-	if err := c.lead(ctx); err != nil {
+	for {
+		if err := c.lead(ctx); err != nil {
+			c.cleanup()
+			return nil, err
+		}
+		if id, st := c.runningTest(); st != nil {
+			c.logf("taking over test %s", id)
+			return c.monitor(ctx, st, true)
+		}
+		if c.o.Plan != nil {
+			break
+		}
 		c.cleanup()
-		return nil, err
-	}
-	if id, st := c.runningTest(); st != nil {
-		c.logf("taking over test %s", id)
-		return c.monitor(ctx, st, true)
-	}
-	if c.o.Plan == nil {
-		c.cleanup()
-		return nil, fmt.Errorf("%w to take over under %s", ErrNoTest, c.o.Root)
+		if !c.o.Standby {
+			return nil, fmt.Errorf("%w to take over under %s", ErrNoTest, c.o.Root)
+		}
+		c.logf("no test is running under %s; standing by until one starts", c.o.Root)
+		if err := c.awaitTest(ctx); err != nil {
+			return nil, err
+		}
 	}
 	st, err := c.start(ctx)
 	if err != nil {
@@ -181,6 +195,27 @@ func (c *Coordinator) lead(ctx context.Context) error {
 		c.logf("standing by behind %s", pred)
 		select {
 		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// awaitTest returns once a test is running under the root.
+func (c *Coordinator) awaitTest(ctx context.Context) error {
+	for {
+		if _, st := c.runningTest(); st != nil {
+			return nil
+		}
+		// The watch fires when /current is created, changed or deleted;
+		// the timer covers a watch lost with the connection.
+		var ch <-chan zk.Event
+		if _, _, w, err := c.conn.ExistsW(c.p.current()); err == nil {
+			ch = w
+		}
+		select {
+		case <-ch:
+		case <-time.After(time.Second):
 		case <-ctx.Done():
 			return ctx.Err()
 		}

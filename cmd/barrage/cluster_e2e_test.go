@@ -218,6 +218,32 @@ func TestClusterStandbyTakesOver(t *testing.T) {
 	}
 }
 
+// A standby started before any test steps aside, so the active
+// coordinator can start, and still takes over when it dies.
+func TestClusterStandbyStartedFirst(t *testing.T) {
+	zk := zktest.Start(t)
+	url := startTarget(t)
+	startAgents(t, zk.Addr, 2)
+	out := filepath.Join(t.TempDir(), "r.json")
+	sbLines := make(chan string, 100)
+	standby := startProc(t, sbLines, "coord", "--zk", zk.Addr, "--standby", "--json", out)
+	waitLine(t, sbLines, "standing by until one starts")
+	lines := make(chan string, 100)
+	active := startProc(t, lines, "coord", "--zk", zk.Addr, "--agents", "2", "-c", "8", "-r", "2000", "-d", "6s", url)
+	waitLine(t, lines, " 1.0s]")
+	active.kill(syscall.SIGKILL)
+	if code := standby.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("standby exit %d:\n%s", code, standby.log.String())
+	}
+	if !strings.Contains(standby.log.String(), "taking over") {
+		t.Fatalf("standby did not take over:\n%s", standby.log.String())
+	}
+	rep := readReport(t, out)
+	if len(agentsOf(t, rep)) != 2 || num(t, rep, "requests") < 11000 {
+		t.Fatalf("standby's report: %v requests, agents %v", rep["requests"], rep["agents"])
+	}
+}
+
 func TestClusterBadInput(t *testing.T) {
 	zk := zktest.Start(t)
 	port, _ := zktest.FreePort()

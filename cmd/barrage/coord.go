@@ -21,7 +21,10 @@ agent's budget to the survivors, and prints the merged report (histograms
 merged exactly) with one row per agent.
 
 With --standby it waits in a leader election and takes over the running
-test when the active coordinator dies.
+test when the active coordinator dies. A standby started before any test
+(or still there when one ends) waits for the next test and stands behind
+its coordinator; it runs until it has taken over and finished a test, or
+until it is interrupted.
 
 Exit status: 0 test completed, 1 could not start or finish (ZooKeeper
 unreachable, too few agents, agents that could not connect), 2 bad flags or
