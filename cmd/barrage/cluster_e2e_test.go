@@ -206,16 +206,7 @@ func TestClusterStandbyTakesOver(t *testing.T) {
 	// Lose a ZooKeeper node as well: the quorum of two carries on.
 	follower := (ens.Leader() + 1) % 3
 	ens.Servers[follower].Kill()
-	if code := standby.wait(t, 60*time.Second); code != 0 {
-		t.Fatalf("standby exit %d:\n%s", code, standby.log.String())
-	}
-	if !strings.Contains(standby.log.String(), "taking over") {
-		t.Fatalf("standby did not take over:\n%s", standby.log.String())
-	}
-	rep := readReport(t, out)
-	if len(agentsOf(t, rep)) != 2 || num(t, rep, "requests") < 15000 {
-		t.Fatalf("standby's report: %v requests, agents %v", rep["requests"], rep["agents"])
-	}
+	checkTakeover(t, standby, out, 15000)
 }
 
 // A standby started before any test steps aside, so the active
@@ -232,6 +223,13 @@ func TestClusterStandbyStartedFirst(t *testing.T) {
 	active := startProc(t, lines, "coord", "--zk", zk.Addr, "--agents", "2", "-c", "8", "-r", "2000", "-d", "6s", url)
 	waitLine(t, lines, " 1.0s]")
 	active.kill(syscall.SIGKILL)
+	checkTakeover(t, standby, out, 11000)
+}
+
+// checkTakeover waits for the standby to finish the test it took over and
+// checks its report: both agents, at least minRequests responses.
+func checkTakeover(t *testing.T, standby *proc, out string, minRequests float64) {
+	t.Helper()
 	if code := standby.wait(t, 60*time.Second); code != 0 {
 		t.Fatalf("standby exit %d:\n%s", code, standby.log.String())
 	}
@@ -239,7 +237,7 @@ func TestClusterStandbyStartedFirst(t *testing.T) {
 		t.Fatalf("standby did not take over:\n%s", standby.log.String())
 	}
 	rep := readReport(t, out)
-	if len(agentsOf(t, rep)) != 2 || num(t, rep, "requests") < 11000 {
+	if len(agentsOf(t, rep)) != 2 || num(t, rep, "requests") < minRequests {
 		t.Fatalf("standby's report: %v requests, agents %v", rep["requests"], rep["agents"])
 	}
 }
