@@ -7,7 +7,7 @@ PKGS    := ./...
 RACE_PKGS := ./proto/... ./engine/... ./report/... ./coord/... ./target/... ./internal/...
 FUZZTIME ?= 20s
 
-.PHONY: help build test race fuzz bench bench-peers bench-rate bench-overhead bench-conns bench-syscalls check deps demo clean
+.PHONY: help build test race fuzz bench bench-peers bench-rate bench-overhead bench-conns bench-syscalls bench-profile check deps demo clean
 
 help:
 	@echo "make build        build $(BIN)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-overhead  latency measured against --delay and --stall targets (goal 4)"
 	@echo "make bench-conns  10000 connections and a 3-minute RSS soak (goal 5)"
 	@echo "make bench-syscalls  syscalls per request, barrage and wrk (goal 6)"
+	@echo "make bench-profile   where the generator's CPU goes, barrage and wrk (perf, by bucket)"
 	@echo "make demo         ZooKeeper + target + 2 agents + coordinator: a short stepped test"
 	@echo "make check        gofmt, go vet, and a clean tree after formatting"
 
@@ -61,6 +62,9 @@ bench-conns: build
 
 bench-syscalls: build
 	bash bench/syscalls.sh
+
+bench-profile: build
+	bash bench/profile.sh
 
 demo: build deps
 	bash scripts/demo.sh

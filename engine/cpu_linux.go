@@ -23,6 +23,15 @@ func AllowedCPUs() ([]int, error) {
 	return cpus, nil
 }
 
+// soleCPU reports whether the process may run on cpu and on no other.
+func soleCPU(cpu int) bool {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return false
+	}
+	return set.Count() == 1 && set.IsSet(cpu)
+}
+
 // pinThread locks the calling goroutine to its OS thread and that thread to
 // cpu. The extra LockOSThread is deliberate: it is never undone, so when the
 // goroutine ends the pinned thread ends with it instead of going back to the

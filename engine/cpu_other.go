@@ -16,6 +16,9 @@ func AllowedCPUs() ([]int, error) {
 	return cpus, nil
 }
 
+// soleCPU is false: affinity is not read on this system.
+func soleCPU(int) bool { return false }
+
 // pinThread only locks the goroutine to its thread on this system.
 func pinThread(int) error { runtime.LockOSThread(); return nil }
 

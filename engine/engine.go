@@ -48,6 +48,9 @@ type Engine struct {
 	// finalSeq is the sequence number of the last interval, once the clock
 	// knows it (-1 before).
 	finalSeq atomic.Int64
+	// float: the one loop runs unlocked, kept on its CPU by the process's
+	// affinity mask alone (see Run).
+	float bool
 }
 
 // part is one loop's statistics for one interval.
@@ -127,7 +130,16 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 	// taskset -c 0), a pacer thread waking from its nanosleep then waits
 	// for a P, and requests go out milliseconds late. Spare Ps let it run at
 	// once; the threads still share the pinned CPUs.
-	if need := 2*e.nloops + 1; runtime.GOMAXPROCS(0) < need {
+	//
+	// One loop alone on a one-CPU mask in the closed model (`taskset -c 0
+	// barrage run --cores 1`) is the exception: the mask already keeps every
+	// thread on that CPU, and there is no pacer. Its loop floats, unlocked,
+	// on the runtime's one P. Hazard: a locked loop thread costs two thread
+	// hand-offs (four futex calls and two context switches on the one CPU)
+	// each time gnet's poller yields after an empty poll, about a quarter of
+	// the CPU per request in the pipelined bench-peers run.
+	e.float = !e.open && e.nloops == 1 && soleCPU(e.opts.CPUs[0])
+	if need := 2*e.nloops + 1; !e.float && runtime.GOMAXPROCS(0) < need {
 		runtime.GOMAXPROCS(need)
 	}
 	conns0, _ := e.sched.Segment(0)
@@ -139,7 +151,7 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 		l.resetCursors()
 		cli, err := gnet.NewClient(l,
 			gnet.WithNumEventLoop(1),
-			gnet.WithLockOSThread(true),
+			gnet.WithLockOSThread(!e.float),
 			gnet.WithLogger(nopLogger{}),
 			gnet.WithReadBufferCap(64<<10),
 		)

@@ -102,7 +102,9 @@ func (l *loop) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		l.el.Store(&el)
 		// Pinning failures (a CPU taken away) leave the loop unpinned but
 		// working; the affinity mask was read at start, so it is rare.
-		_ = pinThread(l.cpu)
+		if !l.e.float {
+			_ = pinThread(l.cpu)
+		}
 	}
 	if c.bell {
 		return nil, gnet.None

@@ -149,6 +149,60 @@ func TestRunClosedAndPipelined(t *testing.T) {
 	}
 }
 
+// TestRunOnOneCPU runs the closed model under `taskset -c CPU --cores 1`,
+// where the engine's one loop runs unlocked on the runtime's one P (the
+// affinity mask alone keeps it on its CPU): every response is counted, and
+// the clock still hands over every interval.
+func TestRunOnOneCPU(t *testing.T) {
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		t.Fatalf("taskset (util-linux) is needed for this test: %v", err)
+	}
+	url := startTarget(t)
+	cpu := "0"
+	if b, err := os.ReadFile("/sys/devices/system/cpu/online"); err == nil {
+		cpu = strings.FieldsFunc(strings.TrimSpace(string(b)), func(r rune) bool { return r == '-' || r == ',' })[0]
+	}
+	for _, p := range []string{"16", "1"} {
+		cmd := exec.Command(taskset, "-c", cpu, binary, "run", "-q", "--cores", "1", "-c", "32", "-p", p, "-d", "3s", "--json", "-", url)
+		var so, se bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &so, &se
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		timer := time.AfterFunc(60*time.Second, func() { _ = cmd.Process.Kill() })
+		err := cmd.Wait()
+		timer.Stop()
+		if err != nil {
+			t.Fatalf("-p %s on CPU %s: %v: %s", p, cpu, err, se.String())
+		}
+		var rep map[string]any
+		if err := json.Unmarshal(so.Bytes(), &rep); err != nil {
+			t.Fatalf("JSON report: %v\n%s", err, so.String())
+		}
+		if num(t, rep, "requests") < 1000 || num(t, rep, "errors") != 0 {
+			t.Fatalf("-p %s: %v requests, %v errors", p, rep["requests"], rep["errors"])
+		}
+		checkAccounting(t, rep)
+		tl, _ := rep["timeline"].([]any)
+		if len(tl) != 3 {
+			t.Fatalf("-p %s: %d intervals in the timeline, want 3", p, len(tl))
+		}
+		var sum float64
+		for i, pt := range tl {
+			m, _ := pt.(map[string]any)
+			if n := num(t, m, "requests"); n == 0 {
+				t.Fatalf("-p %s: interval %d has no responses", p, i)
+			} else {
+				sum += n
+			}
+		}
+		if sum != num(t, rep, "requests") {
+			t.Fatalf("-p %s: the intervals sum to %v, the report says %v", p, sum, rep["requests"])
+		}
+	}
+}
+
 func TestRunOpenModelRate(t *testing.T) {
 	url := startTarget(t)
 	r := barrage(t, "run", "-q", "-c", "64", "-r", "20000", "-d", "5s", "--json", "-", url)
