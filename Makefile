@@ -7,7 +7,7 @@ PKGS    := ./...
 RACE_PKGS := ./proto/... ./engine/... ./report/... ./coord/... ./target/... ./internal/...
 FUZZTIME ?= 20s
 
-.PHONY: help build test race fuzz bench bench-peers bench-rate bench-overhead bench-conns bench-syscalls bench-profile check deps demo clean
+.PHONY: help build test race fuzz bench bench-peers bench-rate bench-overhead bench-conns bench-syscalls bench-profile bench-allocs check deps demo clean
 
 help:
 	@echo "make build        build $(BIN)"
@@ -16,6 +16,7 @@ help:
 	@echo "make fuzz         run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
 	@echo "make bench        Go micro-benchmarks (parser vs net/http, encoder, pacer, histogram)"
 	@echo "make bench-peers  barrage vs wrk against nginx, pinned cores (installs wrk, nginx)"
+	@echo "make bench-allocs heap allocations per response and GC cycles, 10 s runs (goal 2)"
 	@echo "make bench-rate   open-model rate accuracy vs barrage target and nginx (goal 3)"
 	@echo "make bench-overhead  latency measured against --delay and --stall targets (goal 4)"
 	@echo "make bench-conns  10000 connections and a 3-minute RSS soak (goal 5)"
@@ -50,6 +51,9 @@ bench:
 
 bench-peers: build
 	bash bench/peers.sh
+
+bench-allocs: build
+	bash bench/allocs.sh
 
 bench-rate: build
 	bash bench/rate.sh

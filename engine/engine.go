@@ -146,6 +146,7 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 	for i := 0; i < e.nloops; i++ {
 		l := &loop{e: e, idx: i, cpu: e.opts.CPUs[i], open: e.open, sched: e.sched}
 		l.pool = make(chan *proto.Stats, 2)
+		l.checkTask = gnet.RunnableFunc(func(context.Context) error { l.checkTimeouts(); return nil })
 		l.st = proto.NewStats(e.open)
 		l.nextDue.Store(1 << 62)
 		l.resetCursors()
@@ -414,7 +415,7 @@ func (e *Engine) clock(ctx context.Context) {
 	bs := boundaries(&e.sched, e.opts.Interval)
 	e.mu.Unlock()
 	start := e.epoch.Add(time.Duration(e.startNS))
-	check := time.NewTicker(DefaultTimeoutCheck)
+	check := time.NewTicker(timeoutCheck(e.opts.Timeout))
 	defer check.Stop()
 	var prev time.Duration
 	for seq, b := range bs {
@@ -427,7 +428,7 @@ func (e *Engine) clock(ctx context.Context) {
 				break wait
 			case <-check.C:
 				for _, l := range e.loops {
-					l.execute(l.checkTimeouts)
+					l.run(l.checkTask)
 				}
 			case <-ctx.Done():
 				timer.Stop()

@@ -36,6 +36,8 @@ type loop struct {
 	pool        chan *proto.Stats // recycled interval stats
 	// bellFD is the pacer's end of the doorbell connection (open model).
 	bellFD int
+	// checkTask runs checkTimeouts on the loop; made once.
+	checkTask gnet.Runnable
 
 	// ---- owned by the loop ----
 	pinned   bool
@@ -78,15 +80,20 @@ func (l *loop) eventLoop() gnet.EventLoop {
 // execute runs fn on the loop; false when the loop cannot run it (no
 // connection ever opened on it, or it is shutting down).
 func (l *loop) execute(fn func()) bool {
+	return l.run(gnet.RunnableFunc(func(context.Context) error {
+		fn()
+		return nil
+	}))
+}
+
+// run is execute for a task made once (checkTask): gnet's Execute then
+// allocates only its queue node.
+func (l *loop) run(task gnet.Runnable) bool {
 	el := l.eventLoop()
 	if el == nil {
 		return false
 	}
-	err := el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		fn()
-		return nil
-	}))
-	return err == nil
+	return el.Execute(context.Background(), task) == nil
 }
 
 // ---- gnet callbacks (on the loop) ----

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Goal 2 — allocations in the steady state (make bench-allocs). barrage
+# run --debug-stats (CPU 0, one loop) against barrage target (CPU 1), 10 s
+# each: the closed model keep-alive and pipelined, and the open model at
+# 20000 and 2000 req/s. --debug-stats prints the Go heap allocations per
+# response and the GC cycles after the first interval; the goal is < 0.01
+# allocations per response and at most a few GC cycles.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+dur=${ALLOCS_DURATION:-10s}
+out=$root/bench/results/allocs-latest.txt
+mkdir -p "$root/bench/results"
+exec > >(tee "$out") 2>&1
+header "allocations in the steady state (--debug-stats)"
+start_target
+fail=0
+for args in "-c 64 -p 1" "-c 64 -p 16" "-c 1000 -r 20000" "-c 1000 -r 2000"; do
+  cmd=(taskset -c "$gen_cpu" "$barrage" run -q --debug-stats --cores 1 $args -d "$dur" "$target_url")
+  echo "\$ ${cmd[*]}"
+  line=$("${cmd[@]}" 2>&1 >/dev/null | grep '^debug-stats:') || { echo "allocs.sh: no debug-stats line" >&2; exit 1; }
+  echo "  $line"
+  per=$(sed -n 's/.*= \([0-9.]*\) allocations per response.*/\1/p' <<<"$line")
+  gcs=$(sed -n 's/.*; \([0-9]*\) GC cycles.*/\1/p' <<<"$line")
+  if awk -v p="$per" -v g="$gcs" 'BEGIN { exit !(p >= 0.01 || g > 3) }'; then
+    echo "  ^ over the goal (< 0.01 allocations per response, at most 3 GC cycles)"; fail=1
+  fi
+done
+echo "written to $out"
+exit $fail
