@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"runtime"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -64,4 +65,27 @@ func sleepPrecise(d int64) {
 			return
 		}
 	}
+}
+
+// sleepRaw is sleepPrecise without telling the runtime: the goroutine
+// keeps its P while it sleeps, so it needs none to wake (see Engine.float).
+// The runtime can still preempt it between sleeps.
+func sleepRaw(d int64) {
+	ts := unix.NsecToTimespec(d)
+	for {
+		_, _, errno := unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), uintptr(unsafe.Pointer(&ts)), 0)
+		if errno != unix.EINTR {
+			return
+		}
+	}
+}
+
+// writeRaw is write(2) without telling the runtime (see sleepRaw); fd must
+// be non-blocking.
+func writeRaw(fd int, b []byte) error {
+	_, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }

@@ -5,6 +5,8 @@ package engine
 import (
 	"runtime"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // AllowedCPUs lists CPUs 0..NumCPU-1; affinity is not read on this system.
@@ -25,3 +27,10 @@ func pinThread(int) error { runtime.LockOSThread(); return nil }
 func setTimerSlack(int) {}
 
 func sleepPrecise(d int64) { time.Sleep(time.Duration(d)) }
+
+func sleepRaw(d int64) { sleepPrecise(d) }
+
+func writeRaw(fd int, b []byte) error {
+	_, err := unix.Write(fd, b)
+	return err
+}

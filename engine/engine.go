@@ -131,16 +131,27 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 	// for a P, and requests go out milliseconds late. Spare Ps let it run at
 	// once; the threads still share the pinned CPUs.
 	//
-	// One loop alone on a one-CPU mask in the closed model (`taskset -c 0
-	// barrage run --cores 1`) is the exception: the mask already keeps every
-	// thread on that CPU, and there is no pacer. Its loop floats, unlocked,
-	// on the runtime's one P. Hazard: a locked loop thread costs two thread
-	// hand-offs (four futex calls and two context switches on the one CPU)
-	// each time gnet's poller yields after an empty poll, about a quarter of
-	// the CPU per request in the pipelined bench-peers run.
-	e.float = !e.open && e.nloops == 1 && soleCPU(e.opts.CPUs[0])
-	if need := 2*e.nloops + 1; !e.float && runtime.GOMAXPROCS(0) < need {
-		runtime.GOMAXPROCS(need)
+	// One loop alone on a one-CPU mask (`taskset -c 0 barrage run --cores
+	// 1`) is the exception: the mask already keeps every thread on that
+	// CPU. Its loop floats, unlocked. Hazard: a locked loop thread costs two
+	// thread hand-offs (four futex calls and two context switches on the
+	// one CPU) each time gnet's poller yields after an empty poll: a
+	// quarter of the CPU per request pipelined, and most of the CPU of an
+	// open-model run at a modest rate. The closed model runs on the
+	// runtime's one P. The open model has two Ps, one for the loop and one
+	// that the pacer never gives up: it sleeps and rings with raw syscalls,
+	// so it needs no P to wake, and no P is ever idle for the loop's yield
+	// to wake a thread for.
+	e.float = e.nloops == 1 && soleCPU(e.opts.CPUs[0])
+	switch {
+	case e.float && e.open:
+		if runtime.GOMAXPROCS(0) < 2 {
+			runtime.GOMAXPROCS(2)
+		}
+	case !e.float:
+		if need := 2*e.nloops + 1; runtime.GOMAXPROCS(0) < need {
+			runtime.GOMAXPROCS(need)
+		}
 	}
 	conns0, _ := e.sched.Segment(0)
 	for i := 0; i < e.nloops; i++ {

@@ -587,6 +587,10 @@ func (l *loop) pacer(ctx context.Context) {
 	_ = pinThread(l.cpu)
 	setTimerSlack(1000)
 	one := []byte{1}
+	sleep, ring := sleepPrecise, func() error { _, err := unix.Write(l.bellFD, one); return err }
+	if l.e.float {
+		sleep, ring = sleepRaw, func() error { return writeRaw(l.bellFD, one) }
+	}
 	for ctx.Err() == nil {
 		wait := l.nextDue.Load() - l.now()
 		if wait < int64(MinPacerTick) {
@@ -595,13 +599,13 @@ func (l *loop) pacer(ctx context.Context) {
 		if wait > int64(MaxPacerTick) {
 			wait = int64(MaxPacerTick)
 		}
-		sleepPrecise(wait)
+		sleep(wait)
 		// The loop pumps on every read too; when it already moved the
 		// next token's time into the future there is nothing to ring for.
 		if l.nextDue.Load() > l.now() || l.pumpPending.Swap(true) {
 			continue
 		}
-		if _, err := unix.Write(l.bellFD, one); err != nil && err != unix.EAGAIN {
+		if err := ring(); err != nil && err != unix.EAGAIN {
 			l.pumpPending.Store(false)
 		}
 	}

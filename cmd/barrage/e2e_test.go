@@ -149,10 +149,11 @@ func TestRunClosedAndPipelined(t *testing.T) {
 	}
 }
 
-// TestRunOnOneCPU runs the closed model under `taskset -c CPU --cores 1`,
-// where the engine's one loop runs unlocked on the runtime's one P (the
-// affinity mask alone keeps it on its CPU): every response is counted, and
-// the clock still hands over every interval.
+// TestRunOnOneCPU runs under `taskset -c CPU --cores 1`, where the
+// engine's one loop runs unlocked (the affinity mask alone keeps it on its
+// CPU) and the open model's pacer sleeps and rings with raw syscalls:
+// every response is counted, the clock still hands over every interval,
+// and the open model sends the count its schedule asks for.
 func TestRunOnOneCPU(t *testing.T) {
 	taskset, err := exec.LookPath("taskset")
 	if err != nil {
@@ -163,8 +164,13 @@ func TestRunOnOneCPU(t *testing.T) {
 	if b, err := os.ReadFile("/sys/devices/system/cpu/online"); err == nil {
 		cpu = strings.FieldsFunc(strings.TrimSpace(string(b)), func(r rune) bool { return r == '-' || r == ',' })[0]
 	}
-	for _, p := range []string{"16", "1"} {
-		cmd := exec.Command(taskset, "-c", cpu, binary, "run", "-q", "--cores", "1", "-c", "32", "-p", p, "-d", "3s", "--json", "-", url)
+	for _, p := range []string{"16", "1", "open"} {
+		load := []string{"-c", "32", "-p", p}
+		if p == "open" {
+			load = []string{"-c", "64", "-r", "10000"}
+		}
+		args := append([]string{"-c", cpu, binary, "run", "-q", "--cores", "1", "-d", "3s", "--json", "-"}, load...)
+		cmd := exec.Command(taskset, append(args, url)...)
 		var so, se bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &so, &se
 		if err := cmd.Start(); err != nil {
@@ -184,6 +190,10 @@ func TestRunOnOneCPU(t *testing.T) {
 			t.Fatalf("-p %s: %v requests, %v errors", p, rep["requests"], rep["errors"])
 		}
 		checkAccounting(t, rep)
+		// A count, not a timing: the schedule asks for exactly 30000.
+		if sent := num(t, rep, "sent"); p == "open" && (sent < 29700 || sent > 30000) {
+			t.Fatalf("open model on one CPU sent %v requests for 10000/s over 3s, want 30000 within 1%%", sent)
+		}
 		tl, _ := rep["timeline"].([]any)
 		if len(tl) != 3 {
 			t.Fatalf("-p %s: %d intervals in the timeline, want 3", p, len(tl))
