@@ -416,7 +416,7 @@ func (r *run) report() *report.Report {
 			end = max(end, s.End)
 		}
 		sort.Ints(got)
-		row.Requests, row.Errors = total.Responses, total.TotalErrors()
+		row.Requests, row.Errors, row.LoopBusy = total.Responses, total.TotalErrors(), total.LoopBusy()
 		if end > 0 {
 			row.RPS = float64(total.Responses) / end.Seconds()
 		}

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"runtime"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -88,4 +89,18 @@ func writeRaw(fd int, b []byte) error {
 		return errno
 	}
 	return nil
+}
+
+// threadCPU is the CPU time (user + sys) of the calling thread so far.
+func threadCPU() time.Duration { return rusageCPU(unix.RUSAGE_THREAD) }
+
+// processCPU is the CPU time (user + sys) of the whole process so far.
+func processCPU() time.Duration { return rusageCPU(unix.RUSAGE_SELF) }
+
+func rusageCPU(who int) time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(who, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -40,8 +40,10 @@ type loop struct {
 	checkTask gnet.Runnable
 
 	// ---- owned by the loop ----
-	pinned   bool
-	started  bool
+	pinned  bool
+	started bool
+	// lastCPU is the loop's CPU time at the last hand-off (see cpuTime).
+	lastCPU  time.Duration
 	stopped  bool
 	st       *proto.Stats
 	sched    Schedule
@@ -94,6 +96,16 @@ func (l *loop) run(task gnet.Runnable) bool {
 		return false
 	}
 	return el.Execute(context.Background(), task) == nil
+}
+
+// cpuTime is the CPU time the loop has used, called on the loop: its
+// thread's, or, when it floats on a one-CPU mask, the whole process's
+// (everything then shares that one core).
+func (l *loop) cpuTime() time.Duration {
+	if l.e.float {
+		return processCPU()
+	}
+	return threadCPU()
 }
 
 // ---- gnet callbacks (on the loop) ----
@@ -432,6 +444,7 @@ func (l *loop) runPump() {
 
 func (l *loop) start() {
 	l.started = true
+	l.lastCPU = l.cpuTime()
 	now := l.now()
 	for _, c := range l.conns {
 		if !c.open || c.draining {
@@ -556,6 +569,10 @@ func (l *loop) handoff(seq, step int, start, end time.Duration, final bool) {
 	st.Seq, st.Step, st.Start, st.End = seq, step, start, end
 	st.Errors[proto.ErrConnect] += l.connErrs.Swap(0)
 	st.ConnsOpen, st.ConnsWanted = l.openN, l.want
+	if cpu := l.cpuTime(); cpu > 0 {
+		st.LoopCPU, st.LoopCapacity = cpu-l.lastCPU, end-start
+		l.lastCPU = cpu
+	}
 	if !l.open && st.Latency.TotalCount() > 0 {
 		l.expected = int64(st.Latency.Mean())
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -123,6 +124,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	s.Errors[ErrTimeout] = 4
 	s.Unfinished = 6
 	s.ConnsOpen, s.ConnsWanted = 63, 64
+	s.LoopCPU, s.LoopCapacity = 900*time.Millisecond, time.Second
 	for i := int64(1); i < 1000; i++ {
 		_ = s.Latency.RecordValue(i)
 		_ = s.Lateness.RecordValue(i % 7)
@@ -138,7 +140,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	g := got.Stats
 	if got.Agent != "a1" || !got.Final || g.Seq != 3 || g.Step != 1 || g.Sent != 1000 || g.Responses != 990 ||
 		g.Status[200] != 980 || g.Status[503] != 10 || g.Errors[ErrTimeout] != 4 || g.Unfinished != 6 ||
-		g.ConnsOpen != 63 || !g.Latency.Equals(s.Latency) || !g.Lateness.Equals(s.Lateness) || g.Corrected != nil {
+		g.ConnsOpen != 63 || g.LoopCPU != 900*time.Millisecond || g.LoopCapacity != time.Second || !g.Latency.Equals(s.Latency) || !g.Lateness.Equals(s.Lateness) || g.Corrected != nil {
 		t.Fatalf("round trip lost something: %+v", got)
 	}
 	t.Logf("snapshot: %d bytes", len(b))

@@ -36,6 +36,8 @@ type snapshotMeta struct {
 	Errors      map[string]uint64 `json:"errors,omitempty"`
 	ConnsOpen   int               `json:"conns_open"`
 	ConnsWanted int               `json:"conns_wanted"`
+	LoopCPU     int64             `json:"loop_cpu_ns,omitempty"`
+	LoopCap     int64             `json:"loop_capacity_ns,omitempty"`
 	Open        bool              `json:"open"`
 	Final       bool              `json:"final,omitempty"`
 	FirstSend   int64             `json:"first_send_unix_ns,omitempty"`
@@ -61,6 +63,7 @@ func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 		Sent: s.Sent, Responses: s.Responses, Unfinished: s.Unfinished, Scheduled: s.Scheduled,
 		Backlogged: s.Backlogged, Clamped: s.Clamped, BytesIn: s.BytesIn, BytesOut: s.BytesOut,
 		ConnsOpen: s.ConnsOpen, ConnsWanted: s.ConnsWanted, Open: s.Open(), Final: sn.Final,
+		LoopCPU: int64(s.LoopCPU), LoopCap: int64(s.LoopCapacity),
 		Status: map[string]uint64{}, Errors: map[string]uint64{},
 	}
 	if !sn.FirstSend.IsZero() {
@@ -126,6 +129,7 @@ func UnmarshalSnapshot(b []byte) (*Snapshot, error) {
 		Sent: m.Sent, Responses: m.Responses, Unfinished: m.Unfinished, Scheduled: m.Scheduled,
 		Backlogged: m.Backlogged, Clamped: m.Clamped, BytesIn: m.BytesIn, BytesOut: m.BytesOut,
 		ConnsOpen: m.ConnsOpen, ConnsWanted: m.ConnsWanted,
+		LoopCPU: time.Duration(m.LoopCPU), LoopCapacity: time.Duration(m.LoopCap),
 	}
 	for k, n := range m.Status {
 		code, err := strconv.Atoi(k)

@@ -81,6 +81,13 @@ type Stats struct {
 	// at the interval's end (summed over loops and agents).
 	ConnsOpen, ConnsWanted int
 
+	// LoopCPU is the CPU time (user + sys, as the OS charged it) the
+	// generator's event loops used in the interval; LoopCapacity is what
+	// they could have used, one core per loop for the interval's length
+	// (zero where the OS does not say). Both add up over loops, agents and
+	// intervals; LoopCPU / LoopCapacity is how busy the loops were.
+	LoopCPU, LoopCapacity time.Duration
+
 	// Latency is what the report leads with: in the open model from each
 	// request's intended send time (coordinated omission corrected), in the
 	// closed model from its actual send time. Service is the open model's
@@ -115,6 +122,15 @@ func (s *Stats) Reset() {
 			h.Reset()
 		}
 	}
+}
+
+// LoopBusy is the fraction of their cores the event loops used (0 when
+// unknown).
+func (s *Stats) LoopBusy() float64 {
+	if s.LoopCapacity <= 0 {
+		return 0
+	}
+	return float64(s.LoopCPU) / float64(s.LoopCapacity)
 }
 
 // Failed counts the requests that failed (every error kind but connect).
@@ -165,6 +181,8 @@ func (s *Stats) Merge(o *Stats) (dropped int64) {
 	s.Clamped += o.Clamped
 	s.ConnsOpen += o.ConnsOpen
 	s.ConnsWanted += o.ConnsWanted
+	s.LoopCPU += o.LoopCPU
+	s.LoopCapacity += o.LoopCapacity
 	dropped += mergeHist(&s.Latency, o.Latency)
 	dropped += mergeHist(&s.Service, o.Service)
 	dropped += mergeHist(&s.Corrected, o.Corrected)

@@ -28,6 +28,11 @@ const (
 	// MinConnsHeld is the fraction of the asked connections that must be
 	// open on average once a step is under way.
 	MinConnsHeld = 0.99
+	// MaxLoopBusy is how busy the generator's event loops may be while
+	// requests wait for a free connection before the wait is laid at the
+	// generator's door rather than the target's: a loop that is never idle
+	// reads responses late, so its connections look busy for longer.
+	MaxLoopBusy = 0.95
 )
 
 // Latency holds a histogram's summary in microseconds.
@@ -105,6 +110,7 @@ type Agent struct {
 	Status   string   `json:"status"`
 	Expected int      `json:"intervals_expected"`
 	Received int      `json:"intervals_received"`
+	LoopBusy float64  `json:"loop_busy,omitempty"`
 	Missing  []int    `json:"intervals_missing,omitempty"`
 	Notes    []string `json:"notes,omitempty"`
 }
@@ -134,6 +140,10 @@ type Report struct {
 	BytesOut   uint64            `json:"bytes_out"`
 	Scheduled  uint64            `json:"scheduled,omitempty"`
 	Backlogged uint64            `json:"backlogged,omitempty"`
+	// LoopBusy is the fraction of their cores the generator's event loops
+	// used (CPU time from the OS over one core per loop; absent when the
+	// OS does not say).
+	LoopBusy float64 `json:"generator_loop_busy,omitempty"`
 
 	Steps    []Step  `json:"steps"`
 	Timeline []Point `json:"timeline"`
@@ -256,7 +266,7 @@ func (a *Aggregator) Report(elapsed time.Duration) *Report {
 		Corrected: Summarize(t.Corrected), Lateness: Summarize(t.Lateness),
 		Status: statusMap(t), ErrorKinds: map[string]uint64{},
 		BytesIn: t.BytesIn, BytesOut: t.BytesOut,
-		Scheduled: t.Scheduled, Backlogged: t.Backlogged,
+		Scheduled: t.Scheduled, Backlogged: t.Backlogged, LoopBusy: t.LoopBusy(),
 		Timeline: a.timeline, HistogramDropped: a.dropped, Valid: true,
 	}
 	if a.open {
@@ -323,7 +333,12 @@ func (a *Aggregator) judge(r *Report, hits float64) {
 		}
 		short := hits - float64(t.Sent)
 		waited := float64(t.Scheduled) - float64(t.Sent) // due but never sent: no free connection
-		if hits > 0 && short > MaxRateShortfall*hits {
+		saturated := r.LoopBusy >= MaxLoopBusy &&
+			((hits > 0 && short > MaxRateShortfall*hits) || float64(t.Backlogged) > MaxRateShortfall*float64(t.Scheduled))
+		if saturated {
+			invalid("generator saturated: its event loops were %.0f%% busy while %d requests waited for a free connection and %.0f of %.0f asked were not sent; the wait may be the generator's own (add cores or agents, or lower the rate)",
+				100*r.LoopBusy, t.Backlogged, max(short, 0), hits)
+		} else if hits > 0 && short > MaxRateShortfall*hits {
 			if a.degraded != "" {
 				r.Notes = append(r.Notes, fmt.Sprintf("%.1f%% of the requests asked were not sent: %s", 100*short/hits, a.degraded))
 			} else if waited > short/2 {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,47 @@ func TestVerdict(t *testing.T) {
 		}
 		if r.TargetRate != 1000 || r.Requests != tc.ivs[0].Responses*3 {
 			t.Errorf("%s: target %v requests %d", tc.name, r.TargetRate, r.Requests)
+		}
+	}
+}
+
+// backlogged is an open-model interval where a fifth of the requests due
+// waited for a free connection, with the loops busy for busy of their core.
+func backlogged(seq int, busy float64) *proto.Stats {
+	s := interval(true, seq, 0, 1000, 1000, 50, 10, 10)
+	s.Backlogged = 200
+	s.LoopCapacity = time.Second
+	s.LoopCPU = time.Duration(busy * float64(time.Second))
+	return s
+}
+
+// TestSaturatedGenerator: requests that wait for a free connection are the
+// target's doing when the loops had time to spare, and the generator's
+// when they did not.
+func TestSaturatedGenerator(t *testing.T) {
+	sched := []proto.Segment{{Duration: 3 * time.Second, From: 1000, To: 1000, Connections: 10}}
+	for _, tc := range []struct {
+		busy  float64
+		valid bool
+	}{{0.60, true}, {0.99, false}} {
+		a := NewAggregator("http://x/", sched, 1, true)
+		for i := 0; i < 3; i++ {
+			a.Add(backlogged(i, tc.busy))
+		}
+		r := a.Report(3 * time.Second)
+		if r.LoopBusy < tc.busy-0.001 || r.LoopBusy > tc.busy+0.001 {
+			t.Fatalf("busy %.2f: report says %.3f", tc.busy, r.LoopBusy)
+		}
+		reasons := strings.Join(r.InvalidReasons, ";")
+		if r.Valid != tc.valid || (!tc.valid && !strings.Contains(reasons, "generator saturated: its event loops were 99% busy")) {
+			t.Errorf("busy %.2f: valid=%v reasons=%q notes=%q", tc.busy, r.Valid, reasons, r.Notes)
+		}
+		if tc.valid && !strings.Contains(strings.Join(r.Notes, ";"), "600 requests waited for a free connection") {
+			t.Errorf("busy %.2f: notes %q", tc.busy, r.Notes)
+		}
+		var b strings.Builder
+		if err := r.WriteText(&b); err != nil || !strings.Contains(b.String(), fmt.Sprintf("event loops %.0f%% busy", 100*tc.busy)) {
+			t.Errorf("busy %.2f: text: %v\n%s", tc.busy, err, b.String())
 		}
 	}
 }

@@ -59,7 +59,11 @@ func (r *Report) WriteText(out io.Writer) error {
 	} else {
 		fmt.Fprintf(&b, "Throughput  %.1f req/s\n", r.RPS)
 	}
-	fmt.Fprintf(&b, "Transfer    %s in, %s out\n\n", fmtBytes(r.BytesIn), fmtBytes(r.BytesOut))
+	fmt.Fprintf(&b, "Transfer    %s in, %s out\n", fmtBytes(r.BytesIn), fmtBytes(r.BytesOut))
+	if r.LoopBusy > 0 {
+		fmt.Fprintf(&b, "Generator   event loops %.0f%% busy (CPU time over one core per loop)\n", 100*r.LoopBusy)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(w, "Latency\tmean\tstdev\tmin\tp50\tp75\tp90\tp99\tp99.9\tp99.99\tmax\n")
 	if r.Model == "open" {
 		latencyRow(w, "from intended send", r.Latency)
@@ -107,10 +111,14 @@ func (r *Report) WriteText(out io.Writer) error {
 	if len(r.Agents) > 0 {
 		b.WriteString("\nAgents\n")
 		w = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(w, "  name\thost\tbudget\trequests\treq/s\tp99\terrors\tintervals\tstatus\n")
+		fmt.Fprintf(w, "  name\thost\tbudget\trequests\treq/s\tp99\terrors\tloops busy\tintervals\tstatus\n")
 		for _, a := range r.Agents {
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%d\t%.1f\t%s\t%d\t%d/%d\t%s\n", a.Name, a.Host, a.Budget, a.Requests,
-				a.RPS, fmtUS(a.P99), a.Errors, a.Received, a.Expected, a.Status)
+			busy := "-"
+			if a.LoopBusy > 0 {
+				busy = fmt.Sprintf("%.0f%%", 100*a.LoopBusy)
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%d\t%.1f\t%s\t%d\t%s\t%d/%d\t%s\n", a.Name, a.Host, a.Budget, a.Requests,
+				a.RPS, fmtUS(a.P99), a.Errors, busy, a.Received, a.Expected, a.Status)
 		}
 		w.Flush()
 		if r.StartSkewMS > 0 {

@@ -139,6 +139,13 @@ func TestClusterRun(t *testing.T) {
 	var sum float64
 	for _, a := range agents {
 		sum += num(t, a, "requests")
+		// The agents' loop CPU travels in their snapshots.
+		if b := num(t, a, "loop_busy"); b <= 0 || b > 1.5 {
+			t.Fatalf("agent %v: loops busy %v", a["name"], b)
+		}
+	}
+	if b := num(t, rep, "generator_loop_busy"); b <= 0 || b > 1.5 {
+		t.Fatalf("generator loops busy %v", b)
 	}
 	if len(agents) != 3 || sum != num(t, rep, "requests") {
 		t.Fatalf("%d agents, sum %v, requests %v", len(agents), sum, rep["requests"])
