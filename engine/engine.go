@@ -48,6 +48,9 @@ type Engine struct {
 	// finalSeq is the sequence number of the last interval, once the clock
 	// knows it (-1 before).
 	finalSeq atomic.Int64
+	// bounds are the interval boundaries, set before the loops start and
+	// read-only after: the clock hands off at them, the loops cut at them.
+	bounds []boundary
 	// float: the one loop runs unlocked, kept on its CPU by the process's
 	// affinity mask alone (see Run).
 	float bool
@@ -213,6 +216,7 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 	e.mu.Lock()
 	e.startNS = int64(time.Since(e.epoch))
 	e.started = true
+	e.bounds = boundaries(&e.sched, e.opts.Interval)
 	e.mu.Unlock()
 	res.Start = e.epoch.Add(time.Duration(e.startNS))
 	pctx, stopPacers := context.WithCancel(context.Background())
@@ -422,9 +426,7 @@ func boundaries(s *Schedule, interval time.Duration) []boundary {
 // every boundary, applies step changes, checks timeouts, and ends the run at
 // the schedule's end or when ctx is done.
 func (e *Engine) clock(ctx context.Context) {
-	e.mu.Lock()
-	bs := boundaries(&e.sched, e.opts.Interval)
-	e.mu.Unlock()
+	bs := e.bounds
 	start := e.epoch.Add(time.Duration(e.startNS))
 	check := time.NewTicker(timeoutCheck(e.opts.Timeout))
 	defer check.Stop()

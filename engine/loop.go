@@ -33,7 +33,10 @@ type loop struct {
 	// by the pacer goroutine to know when to wake the loop.
 	nextDue     atomic.Int64
 	pumpPending atomic.Bool
-	pool        chan *proto.Stats // recycled interval stats
+	// cutDue is the absolute time (ns since epoch) of the next interval
+	// boundary the loop will cut at (see maybeCut), read by the pacer.
+	cutDue atomic.Int64
+	pool   chan *proto.Stats // recycled interval stats
 	// bellFD is the pacer's end of the doorbell connection (open model).
 	bellFD int
 	// checkTask runs checkTimeouts on the loop; made once.
@@ -43,7 +46,15 @@ type loop struct {
 	pinned  bool
 	started bool
 	// lastCPU is the loop's CPU time at the last hand-off (see cpuTime).
-	lastCPU  time.Duration
+	lastCPU time.Duration
+	// Interval cuts: at each boundary but the last (Engine.bounds) the
+	// loop itself moves its statistics aside into cut, at the instant, so
+	// the interval's counts do not depend on when the clock's hand-off
+	// reaches the loop. nextCut indexes the next boundary to cut at;
+	// cutSeq is the interval cut holds.
+	cut      *proto.Stats
+	cutSeq   int
+	nextCut  int
 	stopped  bool
 	st       *proto.Stats
 	sched    Schedule
@@ -157,6 +168,7 @@ func (l *loop) OnTraffic(gc gnet.Conn) gnet.Action {
 		if len(buf) > 0 {
 			_, _ = gc.Discard(len(buf))
 		}
+		l.maybeCut(l.now())
 		l.runPump()
 		return gnet.None
 	}
@@ -165,6 +177,7 @@ func (l *loop) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	now := l.now()
+	l.maybeCut(now)
 	st := l.st
 	off := 0
 	action := gnet.None
@@ -445,6 +458,8 @@ func (l *loop) runPump() {
 func (l *loop) start() {
 	l.started = true
 	l.lastCPU = l.cpuTime()
+	l.nextCut = 0
+	l.cutDue.Store(l.cutAt(0))
 	now := l.now()
 	for _, c := range l.conns {
 		if !c.open || c.draining {
@@ -560,6 +575,26 @@ func (l *loop) removeConn(c *conn) {
 // flight as unfinished.
 func (l *loop) handoff(seq, step int, start, end time.Duration, final bool) {
 	st := l.st
+	cut := l.cut != nil && l.cutSeq == seq
+	if cut {
+		st = l.cut
+		l.cut = nil
+		if final {
+			// Stopped early, just after the cut: nothing may be lost.
+			st.Merge(l.st)
+			l.st.Reset()
+		}
+	} else if l.cut != nil {
+		// Cannot happen (see below); lose nothing all the same.
+		st.Merge(l.cut)
+		l.cut = nil
+	}
+	// A boundary that passed with no event on the loop was not cut: the
+	// next cut is for the next interval, never for this one.
+	if l.nextCut <= seq {
+		l.nextCut = seq + 1
+		l.cutDue.Store(l.cutAt(l.nextCut))
+	}
 	if final {
 		l.stopped = true
 		for _, c := range l.conns {
@@ -576,14 +611,44 @@ func (l *loop) handoff(seq, step int, start, end time.Duration, final bool) {
 	if !l.open && st.Latency.TotalCount() > 0 {
 		l.expected = int64(st.Latency.Mean())
 	}
-	var next *proto.Stats
-	select {
-	case next = <-l.pool:
-	default:
-		next = proto.NewStats(l.open)
+	if !cut {
+		l.st = l.fresh()
 	}
-	l.st = next
 	l.e.collect <- part{loop: l.idx, st: st}
+}
+
+// fresh returns empty stats, recycled when the collector has some back.
+func (l *loop) fresh() *proto.Stats {
+	select {
+	case s := <-l.pool:
+		return s
+	default:
+		return proto.NewStats(l.open)
+	}
+}
+
+// cutAt is the absolute time (ns since epoch) of boundary i, or never for
+// the last boundary (the run's end, handed off by the clock alone).
+func (l *loop) cutAt(i int) int64 {
+	b := l.e.bounds
+	if i >= len(b)-1 {
+		return 1 << 62
+	}
+	return l.e.startNS + int64(b[i].at)
+}
+
+// maybeCut moves the interval's statistics aside when its boundary has
+// passed, for the clock's hand-off to pick up. One cut waits at a time: if
+// the clock is late by a whole interval, the later counts stay in l.st and
+// go to the next interval.
+func (l *loop) maybeCut(now int64) {
+	if now < l.cutDue.Load() || l.cut != nil || !l.started || l.stopped {
+		return
+	}
+	l.cut, l.cutSeq = l.st, l.nextCut
+	l.st = l.fresh()
+	l.nextCut++
+	l.cutDue.Store(l.cutAt(l.nextCut))
 }
 
 // offlineHandoff stands in for handoff while the loop has no event loop to
@@ -609,7 +674,7 @@ func (l *loop) pacer(ctx context.Context) {
 		sleep, ring = sleepRaw, func() error { return writeRaw(l.bellFD, one) }
 	}
 	for ctx.Err() == nil {
-		wait := l.nextDue.Load() - l.now()
+		wait := min(l.nextDue.Load(), l.cutDue.Load()) - l.now()
 		if wait < int64(MinPacerTick) {
 			wait = int64(MinPacerTick)
 		}
@@ -619,7 +684,7 @@ func (l *loop) pacer(ctx context.Context) {
 		sleep(wait)
 		// The loop pumps on every read too; when it already moved the
 		// next token's time into the future there is nothing to ring for.
-		if l.nextDue.Load() > l.now() || l.pumpPending.Swap(true) {
+		if now := l.now(); (l.nextDue.Load() > now && l.cutDue.Load() > now) || l.pumpPending.Swap(true) {
 			continue
 		}
 		if err := ring(); err != nil && err != unix.EAGAIN {
