@@ -50,7 +50,9 @@ func (l *lat) String() string {
 
 func main() {
 	label := flag.String("label", "", "label printed before each line")
+	goal := flag.Bool("goal", false, "exit 3 unless every report meets issue 4's goal 3: sent rate within 0.5% of the target rate, per-second stdev under 1% of it, verdict valid")
 	flag.Parse()
+	missed := false
 	for _, f := range flag.Args() {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -88,5 +90,12 @@ func main() {
 			fmt.Printf("  per-second rate: mean %.1f stdev %.1f (%.3f%% of target) over %d intervals\n", mean, sd, 100*sd/r.TargetRate, len(xs))
 		}
 		fmt.Printf("  latency   %v\n  service   %v\n  lateness  %v\n", r.Latency, r.Service, r.Lateness)
+		if r.TargetRate > 0 && (math.Abs(sentRate-r.TargetRate) > 0.005*r.TargetRate || sd >= 0.01*r.TargetRate || !r.Valid) {
+			missed = true
+			fmt.Printf("  goal 3    missed (sent within 0.5%%, per-second stdev under 1%%, valid)\n")
+		}
+	}
+	if *goal && missed {
+		os.Exit(3)
 	}
 }
