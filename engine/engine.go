@@ -135,17 +135,21 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 	// once; the threads still share the pinned CPUs.
 	//
 	// One loop alone on a one-CPU mask (`taskset -c 0 barrage run --cores
-	// 1`) is the exception: the mask already keeps every thread on that
-	// CPU. Its loop floats, unlocked. Hazard: a locked loop thread costs two
-	// thread hand-offs (four futex calls and two context switches on the
-	// one CPU) each time gnet's poller yields after an empty poll: a
-	// quarter of the CPU per request pipelined, and most of the CPU of an
-	// open-model run at a modest rate. The closed model runs on the
-	// runtime's one P. The open model has two Ps, one for the loop and one
-	// that the pacer never gives up: it sleeps and rings with raw syscalls,
-	// so it needs no P to wake, and no P is ever idle for the loop's yield
-	// to wake a thread for.
-	e.float = e.nloops == 1 && soleCPU(e.opts.CPUs[0])
+	// 1`) is the exception where it pays: the mask already keeps every
+	// thread on that CPU, so the loop can float, unlocked. Hazard: a locked
+	// loop thread costs two thread hand-offs (four futex calls and two
+	// context switches on the one CPU) each time gnet's poller yields after
+	// an empty poll. That is often when responses trickle in (pipelining
+	// against nginx: 0.916 futex calls per request, a quarter of the CPU)
+	// and in the open model (78000 futex calls a second at 20000 req/s), so
+	// those float. A closed keep-alive loop rarely finds its poll empty
+	// (0.044 futex calls per request), and locked it kept 8-10% more
+	// requests a second against nginx in alternating 5 s runs, so it stays
+	// locked. The closed model floats on the runtime's one P. The open
+	// model has two Ps, one for the loop and one that the pacer never gives
+	// up: it sleeps and rings with raw syscalls, so it needs no P to wake,
+	// and no P is ever idle for the loop's yield to wake a thread for.
+	e.float = e.nloops == 1 && soleCPU(e.opts.CPUs[0]) && (e.open || e.opts.Pipeline > 1)
 	switch {
 	case e.float && e.open:
 		if runtime.GOMAXPROCS(0) < 2 {

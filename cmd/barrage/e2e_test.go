@@ -150,8 +150,9 @@ func TestRunClosedAndPipelined(t *testing.T) {
 }
 
 // TestRunOnOneCPU runs under `taskset -c CPU --cores 1`, where the
-// engine's one loop runs unlocked (the affinity mask alone keeps it on its
-// CPU) and the open model's pacer sleeps and rings with raw syscalls:
+// engine's one loop runs unlocked when pipelining or in the open model
+// (the affinity mask alone keeps it on its CPU; keep-alive stays locked)
+// and the open model's pacer sleeps and rings with raw syscalls:
 // every response is counted, the clock still hands over every interval,
 // and the open model sends the count its schedule asks for.
 func TestRunOnOneCPU(t *testing.T) {
