@@ -140,7 +140,7 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 	// loop thread costs two thread hand-offs (four futex calls and two
 	// context switches on the one CPU) each time gnet's poller yields after
 	// an empty poll. That is often when responses trickle in (pipelining
-	// against nginx: 0.916 futex calls per request, a quarter of the CPU)
+	// against nginx: 0.916 futex calls per request, 15-28% of the CPU)
 	// and in the open model (78000 futex calls a second at 20000 req/s), so
 	// those float. A closed keep-alive loop rarely finds its poll empty
 	// (0.044 futex calls per request), and locked it kept 8-10% more
