@@ -8,9 +8,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dur=${ALLOCS_DURATION:-10s}
-out=$root/bench/results/allocs-latest.txt
-mkdir -p "$root/bench/results"
-exec > >(tee "$out") 2>&1
+record_to allocs
 header "allocations in the steady state (--debug-stats)"
 start_target
 fail=0

@@ -10,13 +10,11 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 conns=${CONNS:-10000}
 soak=${CONNS_SOAK:-3m}
-out=$root/bench/results/conns-latest.txt
-mkdir -p "$root/bench/results"
 # Raise the file limit to the hard limit (this machine's is 20000; the
 # target is another process with its own).
 ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((conns + 100)) ] || { echo "conns.sh: file limit $(ulimit -n) too low for $conns connections" >&2; exit 1; }
-exec > >(tee "$out") 2>&1
+record_to conns
 header "connections and memory"
 echo "file limit: $(ulimit -n)"
 start_target

@@ -58,6 +58,14 @@ start_target() {
   target_url="http://$(sed -n 's/^listening on //p' "$work/target.out")/"
 }
 
+# record_to NAME: from here on, everything printed also goes to
+# bench/results/NAME-latest.txt (its path is in $out).
+record_to() {
+  out=$root/bench/results/$1-latest.txt
+  mkdir -p "$root/bench/results"
+  exec > >(tee "$out") 2>&1
+}
+
 header() {
   echo "# $1 — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), nproc $(nproc), kernel $(uname -r), $(go env GOVERSION)"

@@ -10,9 +10,7 @@
 #     closed model's service time shows almost none of it.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-out=$root/bench/results/overhead-latest.txt
-mkdir -p "$root/bench/results"
-exec > >(tee "$out") 2>&1
+record_to overhead
 header "measurement overhead"
 start_target --delay 10ms
 cmd=(taskset -c "$gen_cpu" "$barrage" run --cores 1 -c 100 -r 5000 -d 10s -q --json "$work/d.json" "$target_url")

@@ -22,9 +22,7 @@ start_nginx
 url=$nginx_url
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-out=bench/results/peers-latest.txt
-mkdir -p bench/results
-exec > >(tee "$out") 2>&1
+record_to peers
 
 echo "# barrage vs wrk — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "cpu:      $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"

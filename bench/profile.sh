@@ -15,15 +15,13 @@ source "$(dirname "$0")/lib.sh"
 dur=${PROFILE_DURATION:-5s}
 freq=${PROFILE_FREQ:-2000}
 modes=${PROFILE_MODES:-"pipeline16 keepalive"}
-out=$root/bench/results/profile-latest.txt
-mkdir -p "$root/bench/results"
 if ! perf record -o /dev/null -F 99 -g -- true >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq linux-perf >/dev/null
   perf record -o /dev/null -F 99 -g -- true >/dev/null 2>&1 ||
     { echo "profile.sh: perf cannot sample (root and perf_event access needed)" >&2; exit 1; }
 fi
 bash "$root/scripts/install-deps.sh" wrk
-exec > >(tee "$out") 2>&1
+record_to profile
 header "where the generator's CPU goes (perf record -g, $freq Hz, $dur per run)"
 start_nginx
 

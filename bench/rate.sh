@@ -13,9 +13,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dur=${RATE_DURATION:-10s}
-out=$root/bench/results/rate-latest.txt
-mkdir -p "$root/bench/results"
-exec > >(tee "$out") 2>&1
+record_to rate
 header "rate accuracy"
 start_target
 start_nginx

@@ -12,15 +12,13 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dur=${SYSCALLS_DURATION:-5s}
-out=$root/bench/results/syscalls-latest.txt
-mkdir -p "$root/bench/results"
 if ! perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq linux-perf >/dev/null
   perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1 ||
     { echo "syscalls.sh: perf cannot read the syscall tracepoints (root and tracefs needed)" >&2; exit 1; }
 fi
 bash "$root/scripts/install-deps.sh" wrk
-exec > >(tee "$out") 2>&1
+record_to syscalls
 header "syscalls per request (perf stat, syscall tracepoints)"
 start_nginx
 start_target
