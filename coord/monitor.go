@@ -417,6 +417,7 @@ func (r *run) report() *report.Report {
 		}
 		sort.Ints(got)
 		row.Requests, row.Errors, row.LoopBusy = total.Responses, total.TotalErrors(), total.LoopBusy()
+		rep.JudgeAgent(row.Name, total)
 		if end > 0 {
 			row.RPS = float64(total.Responses) / end.Seconds()
 		}

@@ -379,6 +379,27 @@ func (a *Aggregator) judge(r *Report, hits float64) {
 	}
 }
 
+// JudgeAgent applies the generator-saturation rule to one agent's merged
+// statistics: the coordinator's verdict on the whole test works on the
+// merged figures, where one saturated agent among idle ones would be
+// averaged away.
+func (r *Report) JudgeAgent(name string, s *proto.Stats) {
+	if !s.Open() || s.Scheduled == 0 {
+		return
+	}
+	if busy := s.LoopBusy(); busy >= MaxLoopBusy && float64(s.Backlogged) > MaxRateShortfall*float64(s.Scheduled) {
+		reason := fmt.Sprintf("agent %s saturated: its event loops were %.0f%% busy while %d of its %d requests due waited for a free connection; the wait may be the agent's own",
+			name, 100*busy, s.Backlogged, s.Scheduled)
+		for _, have := range r.InvalidReasons {
+			if have == reason {
+				return
+			}
+		}
+		r.Valid = false
+		r.InvalidReasons = append(r.InvalidReasons, reason)
+	}
+}
+
 // SortedStatus lists status codes in order.
 func SortedStatus(m map[string]uint64) []string {
 	keys := make([]string, 0, len(m))

@@ -96,6 +96,35 @@ func TestSaturatedGenerator(t *testing.T) {
 	}
 }
 
+// TestSaturatedAgent: one agent saturated among idle ones makes the
+// test's verdict invalid even though the merged figure is under the limit.
+func TestSaturatedAgent(t *testing.T) {
+	sched := []proto.Segment{{Duration: 3 * time.Second, From: 1000, To: 1000, Connections: 10}}
+	a := NewAggregator("http://x/", sched, 1, true)
+	busy, idle := proto.NewStats(true), proto.NewStats(true)
+	for i := 0; i < 3; i++ {
+		b, l := backlogged(i, 0.99), interval(true, i, 0, 1000, 1000, 50, 10, 10)
+		l.LoopCapacity, l.LoopCPU = time.Second, 100*time.Millisecond
+		a.Add(b)
+		a.Add(l)
+		busy.Merge(b)
+		idle.Merge(l)
+	}
+	r := a.Report(3 * time.Second)
+	if r.LoopBusy >= MaxLoopBusy {
+		t.Fatalf("merged busy %.2f: the test needs it under the limit", r.LoopBusy)
+	}
+	r.JudgeAgent("a1", idle)
+	if !r.Valid {
+		t.Fatalf("idle agent judged saturated: %v", r.InvalidReasons)
+	}
+	r.JudgeAgent("a2", busy)
+	r.JudgeAgent("a2", busy)
+	if r.Valid || len(r.InvalidReasons) != 1 || !strings.Contains(r.InvalidReasons[0], "agent a2 saturated: its event loops were 99% busy while 600 of its 3000") {
+		t.Fatalf("valid=%v reasons=%q", r.Valid, r.InvalidReasons)
+	}
+}
+
 func TestDroppedAndLostAreShown(t *testing.T) {
 	sched := []proto.Segment{{Duration: time.Second, From: 100, To: 100, Connections: 1}}
 	a := NewAggregator("http://x/", sched, 1, true)
