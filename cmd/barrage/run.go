@@ -32,7 +32,11 @@ A plan file (-f) adds patterns: ramp, steps, spike. Example:
   connections: 64
   pattern: {type: steps, steps: [{duration: 5s, rate: 1000}, {duration: 5s, rate: 5000}]}
 
-Progress goes to stderr once a second, the report to stdout.
+Progress goes to stderr once a second, the report to stdout. The report
+shows how busy the event loops were and ends with a verdict: not valid
+when the generator fell behind its schedule, did not hold its connections,
+or was saturated (loops 95% busy or more while requests waited for a
+connection), so its limits are never passed off as the target's.
 Exit status: 0 run completed, 1 could not start (bad URL, target unreachable),
 2 bad flags or plan.`
 
