@@ -584,13 +584,10 @@ func (l *loop) handoff(seq, step int, start, end time.Duration, final bool) {
 			st.Merge(l.st)
 			l.st.Reset()
 		}
-	} else if l.cut != nil {
-		// Cannot happen (see below); lose nothing all the same.
-		st.Merge(l.cut)
-		l.cut = nil
 	}
 	// A boundary that passed with no event on the loop was not cut: the
-	// next cut is for the next interval, never for this one.
+	// next cut is for the next interval, never for this one. So a cut
+	// always belongs to the hand-off that comes next.
 	if l.nextCut <= seq {
 		l.nextCut = seq + 1
 		l.cutDue.Store(l.cutAt(l.nextCut))
@@ -674,7 +671,7 @@ func (l *loop) pacer(ctx context.Context) {
 		sleep, ring = sleepRaw, func() error { return writeRaw(l.bellFD, one) }
 	}
 	for ctx.Err() == nil {
-		wait := min(l.nextDue.Load(), l.cutDue.Load()) - l.now()
+		wait := l.wakeAt() - l.now()
 		if wait < int64(MinPacerTick) {
 			wait = int64(MinPacerTick)
 		}
@@ -682,9 +679,9 @@ func (l *loop) pacer(ctx context.Context) {
 			wait = int64(MaxPacerTick)
 		}
 		sleep(wait)
-		// The loop pumps on every read too; when it already moved the
-		// next token's time into the future there is nothing to ring for.
-		if now := l.now(); (l.nextDue.Load() > now && l.cutDue.Load() > now) || l.pumpPending.Swap(true) {
+		// The loop pumps (and cuts) on every read too; when it already
+		// moved both times into the future there is nothing to ring for.
+		if l.wakeAt() > l.now() || l.pumpPending.Swap(true) {
 			continue
 		}
 		if err := ring(); err != nil && err != unix.EAGAIN {
@@ -692,6 +689,10 @@ func (l *loop) pacer(ctx context.Context) {
 		}
 	}
 }
+
+// wakeAt is when the pacer must next ring: the next token or the next
+// interval cut, whichever comes first (ns since epoch).
+func (l *loop) wakeAt() int64 { return min(l.nextDue.Load(), l.cutDue.Load()) }
 
 // dialTCP opens one connection with the connect timeout.
 func dialTCP(addr string, timeout time.Duration) (net.Conn, error) {

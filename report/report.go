@@ -333,9 +333,7 @@ func (a *Aggregator) judge(r *Report, hits float64) {
 		}
 		short := hits - float64(t.Sent)
 		waited := float64(t.Scheduled) - float64(t.Sent) // due but never sent: no free connection
-		saturated := r.LoopBusy >= MaxLoopBusy &&
-			((hits > 0 && short > MaxRateShortfall*hits) || float64(t.Backlogged) > MaxRateShortfall*float64(t.Scheduled))
-		if saturated {
+		if busyWhileBacklogged(t) || (t.LoopBusy() >= MaxLoopBusy && hits > 0 && short > MaxRateShortfall*hits) {
 			invalid("generator saturated: its event loops were %.0f%% busy while %d requests waited for a free connection and %.0f of %.0f asked were not sent; the wait may be the generator's own (add cores or agents, or lower the rate)",
 				100*r.LoopBusy, t.Backlogged, max(short, 0), hits)
 		} else if hits > 0 && short > MaxRateShortfall*hits {
@@ -379,6 +377,13 @@ func (a *Aggregator) judge(r *Report, hits float64) {
 	}
 }
 
+// busyWhileBacklogged is the saturation rule both verdicts share: the
+// loops were MaxLoopBusy busy or more while over MaxRateShortfall of the
+// requests due waited for a free connection.
+func busyWhileBacklogged(s *proto.Stats) bool {
+	return s.LoopBusy() >= MaxLoopBusy && float64(s.Backlogged) > MaxRateShortfall*float64(s.Scheduled)
+}
+
 // JudgeAgent applies the generator-saturation rule to one agent's merged
 // statistics: the coordinator's verdict on the whole test works on the
 // merged figures, where one saturated agent among idle ones would be
@@ -387,9 +392,9 @@ func (r *Report) JudgeAgent(name string, s *proto.Stats) {
 	if !s.Open() || s.Scheduled == 0 {
 		return
 	}
-	if busy := s.LoopBusy(); busy >= MaxLoopBusy && float64(s.Backlogged) > MaxRateShortfall*float64(s.Scheduled) {
+	if busyWhileBacklogged(s) {
 		reason := fmt.Sprintf("agent %s saturated: its event loops were %.0f%% busy while %d of its %d requests due waited for a free connection; the wait may be the agent's own",
-			name, 100*busy, s.Backlogged, s.Scheduled)
+			name, 100*s.LoopBusy(), s.Backlogged, s.Scheduled)
 		for _, have := range r.InvalidReasons {
 			if have == reason {
 				return
