@@ -14,7 +14,7 @@ import (
 	"github.com/barrage-load/barrage/internal/zktest"
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
-	"github.com/barrage-load/barrage/target"
+	"github.com/barrage-load/barrage/server"
 )
 
 func TestSplit(t *testing.T) {
@@ -69,7 +69,7 @@ func TestBudgets(t *testing.T) {
 
 type cluster struct {
 	zk     *zktest.Server
-	tgt    *target.Server
+	tgt    *server.Server
 	root   string
 	agents []*Agent
 	cancel context.CancelFunc
@@ -85,7 +85,7 @@ func newCluster(t *testing.T, n int) *cluster {
 func newClusterIn(t *testing.T, n int, stateDir string) *cluster {
 	t.Helper()
 	cl := &cluster{zk: zktest.Start(t), root: "/barrage-test"}
-	tgt, err := target.Start(target.Options{Listen: "127.0.0.1:0", Loops: 1})
+	tgt, err := server.Start(server.Options{Listen: "127.0.0.1:0", Loops: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

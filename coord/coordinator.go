@@ -14,9 +14,9 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/barrage-load/barrage/engine"
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
+	"github.com/barrage-load/barrage/schedule"
 )
 
 // Coordinator defaults.
@@ -468,6 +468,6 @@ func (st *TestState) isLost(id string) bool {
 // intervals lists the snapshot intervals' ends of a schedule, as the
 // engine hands them off: every Interval and every step start.
 func intervals(segs []proto.Segment, interval time.Duration) []time.Duration {
-	s := engine.NewSchedule(segs)
-	return engine.IntervalEnds(&s, interval)
+	s := schedule.New(segs)
+	return schedule.IntervalEnds(&s, interval)
 }

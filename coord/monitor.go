@@ -11,9 +11,9 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/barrage-load/barrage/engine"
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
+	"github.com/barrage-load/barrage/schedule"
 )
 
 // run is the coordinator's view of one running test.
@@ -256,7 +256,7 @@ func (r *run) checkConfig(ctx context.Context) {
 		return
 	}
 	at := time.Since(r.start)
-	s := engine.NewSchedule(r.eff)
+	s := schedule.New(r.eff)
 	if cfg.Rate != r.rate && r.st.Plan.Open() {
 		s = s.WithRate(at, cfg.Rate)
 		r.rate = cfg.Rate

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/schedule"
 )
 
 // ErrClosedModel occurs when SetRate is called on a closed-model run.
@@ -35,7 +35,7 @@ type Engine struct {
 	collect chan part
 
 	mu       sync.Mutex // guards sched and started for live changes
-	sched    Schedule
+	sched    schedule.Schedule
 	started  bool
 	stopping atomic.Bool
 	// bells are the pacers' ends of the loops' doorbells (open model).
@@ -50,7 +50,7 @@ type Engine struct {
 	finalSeq atomic.Int64
 	// bounds are the interval boundaries, set before the loops start and
 	// read-only after: the clock hands off at them, the loops cut at them.
-	bounds []boundary
+	bounds []schedule.Boundary
 	// float: the one loop runs unlocked, kept on its CPU by the process's
 	// affinity mask alone (see Run).
 	float bool
@@ -78,7 +78,7 @@ func New(o Options) (*Engine, error) {
 	if err := o.normalize(); err != nil {
 		return nil, err
 	}
-	e := &Engine{opts: o, epoch: time.Now(), sched: NewSchedule(o.Schedule)}
+	e := &Engine{opts: o, epoch: time.Now(), sched: schedule.New(o.Schedule)}
 	e.open = e.sched.Open()
 	// Every loop must hold at least one connection in every step, or its
 	// share of the tokens would wait for ever.
@@ -220,7 +220,7 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 	e.mu.Lock()
 	e.startNS = int64(time.Since(e.epoch))
 	e.started = true
-	e.bounds = boundaries(&e.sched, e.opts.Interval)
+	e.bounds = schedule.Bounds(&e.sched, e.opts.Interval)
 	e.mu.Unlock()
 	res.Start = e.epoch.Add(time.Duration(e.startNS))
 	pctx, stopPacers := context.WithCancel(context.Background())
@@ -390,42 +390,6 @@ func (e *Engine) redial(l *loop, c *conn, wait bool) {
 	}()
 }
 
-// boundary is one instant at which the loops hand their statistics over.
-type boundary struct {
-	at        time.Duration
-	stepStart bool // a new step begins here
-}
-
-// IntervalEnds lists the instants, from the start, at which an engine
-// hands an interval over for schedule s: every interval and every step
-// start, up to the schedule's end. Snapshot i covers up to element i.
-func IntervalEnds(s *Schedule, interval time.Duration) []time.Duration {
-	bs := boundaries(s, interval)
-	out := make([]time.Duration, len(bs))
-	for i, b := range bs {
-		out[i] = b.at
-	}
-	return out
-}
-
-func boundaries(s *Schedule, interval time.Duration) []boundary {
-	d := s.Duration()
-	set := map[time.Duration]bool{}
-	for t := interval; t < d; t += interval {
-		set[t] = false
-	}
-	for _, b := range s.Boundaries() {
-		set[b] = true
-	}
-	set[d] = false
-	out := make([]boundary, 0, len(set))
-	for t, st := range set {
-		out = append(out, boundary{t, st})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].at < out[j].at })
-	return out
-}
-
 // clock drives the run from its own goroutine: it hands intervals off at
 // every boundary, applies step changes, checks timeouts, and ends the run at
 // the schedule's end or when ctx is done.
@@ -437,7 +401,7 @@ func (e *Engine) clock(ctx context.Context) {
 	var prev time.Duration
 	for seq, b := range bs {
 		final := seq == len(bs)-1
-		timer := time.NewTimer(time.Until(start.Add(b.at)))
+		timer := time.NewTimer(time.Until(start.Add(b.At)))
 	wait:
 		for {
 			select {
@@ -449,7 +413,7 @@ func (e *Engine) clock(ctx context.Context) {
 				}
 			case <-ctx.Done():
 				timer.Stop()
-				b.at = time.Since(start)
+				b.At = time.Since(start)
 				final = true
 				break wait
 			}
@@ -462,7 +426,7 @@ func (e *Engine) clock(ctx context.Context) {
 		}
 		for _, l := range e.loops {
 			l := l
-			s, p, end := seq, prev, b.at
+			s, p, end := seq, prev, b.At
 			if !l.execute(func() { l.handoff(s, step, p, end, final) }) {
 				e.mu.Lock()
 				conns, _ := e.sched.Segment(prev)
@@ -473,9 +437,9 @@ func (e *Engine) clock(ctx context.Context) {
 		if final {
 			return
 		}
-		if b.stepStart {
+		if b.StepStart {
 			e.mu.Lock()
-			conns, _ := e.sched.Segment(b.at)
+			conns, _ := e.sched.Segment(b.At)
 			e.mu.Unlock()
 			for _, l := range e.loops {
 				l := l
@@ -483,7 +447,7 @@ func (e *Engine) clock(ctx context.Context) {
 				l.execute(func() { l.setWant(n) })
 			}
 		}
-		prev = b.at
+		prev = b.At
 	}
 }
 
@@ -551,7 +515,7 @@ func (e *Engine) SetRate(r float64) error {
 	if r < 0 {
 		return fmt.Errorf("%w: negative rate %g", ErrBadOptions, r)
 	}
-	e.change(func(at time.Duration, s *Schedule) Schedule { return s.WithRate(at, r) }, false)
+	e.change(func(at time.Duration, s *schedule.Schedule) schedule.Schedule { return s.WithRate(at, r) }, false)
 	return nil
 }
 
@@ -559,11 +523,11 @@ func (e *Engine) SetRate(r float64) error {
 // run's start, rates and connections over the whole engine); what was due
 // before now stays as it was. Connections follow the new schedule.
 func (e *Engine) SetSchedule(segs []proto.Segment) error {
-	next := NewSchedule(segs)
+	next := schedule.New(segs)
 	if next.Open() != e.open {
 		return fmt.Errorf("%w: a live change cannot switch between the open and closed models", ErrBadOptions)
 	}
-	e.change(func(at time.Duration, s *Schedule) Schedule { return s.Splice(at, segs) }, true)
+	e.change(func(at time.Duration, s *schedule.Schedule) schedule.Schedule { return s.Splice(at, segs) }, true)
 	return nil
 }
 
@@ -573,12 +537,12 @@ func (e *Engine) SetConnections(n int) error {
 	if n < e.nloops {
 		return fmt.Errorf("%w: %d connections for %d event loops", ErrBadOptions, n, e.nloops)
 	}
-	e.change(func(at time.Duration, s *Schedule) Schedule { return s.WithConnections(at, n) }, true)
+	e.change(func(at time.Duration, s *schedule.Schedule) schedule.Schedule { return s.WithConnections(at, n) }, true)
 	return nil
 }
 
 // change applies a schedule edit at the current instant on every loop.
-func (e *Engine) change(edit func(at time.Duration, s *Schedule) Schedule, conns bool) {
+func (e *Engine) change(edit func(at time.Duration, s *schedule.Schedule) schedule.Schedule, conns bool) {
 	e.mu.Lock()
 	var at time.Duration
 	if e.started {

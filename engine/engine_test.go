@@ -12,13 +12,13 @@ import (
 
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/proto/http1"
-	"github.com/barrage-load/barrage/target"
+	"github.com/barrage-load/barrage/server"
 )
 
-func startTarget(t *testing.T, o target.Options) *target.Server {
+func startTarget(t *testing.T, o server.Options) *server.Server {
 	t.Helper()
 	o.Listen, o.Loops = "127.0.0.1:0", 1
-	s, err := target.Start(o)
+	s, err := server.Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func checkAccounting(t *testing.T, s *proto.Stats) {
 }
 
 func TestClosedModelAccounting(t *testing.T) {
-	s := startTarget(t, target.Options{})
+	s := startTarget(t, server.Options{})
 	total, ivs := run(t, Options{Addr: s.Addr(), Request: request(s.Addr(), false), Schedule: closedPlan(8, time.Second), Pipeline: 4, Interval: 250 * time.Millisecond}, nil)
 	checkAccounting(t, total)
 	if total.Responses == 0 || total.TotalErrors() != 0 || total.Status[200] != total.Responses {
@@ -100,7 +100,7 @@ func TestClosedModelAccounting(t *testing.T) {
 func TestReconnectsWhenServerCloses(t *testing.T) {
 	// Connection: close on every request: the server closes after each
 	// response, and the engine reconnects; nothing is miscounted.
-	s := startTarget(t, target.Options{})
+	s := startTarget(t, server.Options{})
 	total, _ := run(t, Options{Addr: s.Addr(), Request: request(s.Addr(), true), Schedule: closedPlan(4, time.Second), Pipeline: 1}, nil)
 	checkAccounting(t, total)
 	if total.Responses < 100 || total.Failed() != 0 {
@@ -109,7 +109,7 @@ func TestReconnectsWhenServerCloses(t *testing.T) {
 }
 
 func TestTimeouts(t *testing.T) {
-	s := startTarget(t, target.Options{Delay: 400 * time.Millisecond})
+	s := startTarget(t, server.Options{Delay: 400 * time.Millisecond})
 	total, _ := run(t, Options{Addr: s.Addr(), Request: request(s.Addr(), false), Schedule: closedPlan(2, 1500*time.Millisecond),
 		Pipeline: 2, Timeout: 100 * time.Millisecond}, nil)
 	checkAccounting(t, total)
@@ -129,7 +129,7 @@ func TestConnectErrors(t *testing.T) {
 }
 
 func TestOpenModelRateAndLiveChange(t *testing.T) {
-	s := startTarget(t, target.Options{})
+	s := startTarget(t, server.Options{})
 	plan := []proto.Segment{{Duration: 2 * time.Second, From: 1000, To: 1000, Connections: 4}}
 	total, _ := run(t, Options{Addr: s.Addr(), Request: request(s.Addr(), false), Schedule: plan}, func(e *Engine) {
 		time.Sleep(time.Second)
@@ -151,7 +151,7 @@ func TestOpenModelRateAndLiveChange(t *testing.T) {
 }
 
 func TestStepsChangeConnections(t *testing.T) {
-	s := startTarget(t, target.Options{})
+	s := startTarget(t, server.Options{})
 	plan := []proto.Segment{
 		{Duration: time.Second, From: 500, To: 500, Connections: 2},
 		{Start: time.Second, Duration: time.Second, From: 500, To: 500, Connections: 6, Step: 1},

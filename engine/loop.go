@@ -12,6 +12,7 @@ import (
 
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/proto/http1"
+	"github.com/barrage-load/barrage/schedule"
 )
 
 // loop is one gnet event loop pinned to one CPU, with everything it owns:
@@ -57,7 +58,7 @@ type loop struct {
 	nextCut  int
 	stopped  bool
 	st       *proto.Stats
-	sched    Schedule
+	sched    schedule.Schedule
 	open     bool
 	conns    []*conn
 	want     int // connections wanted
@@ -631,7 +632,7 @@ func (l *loop) cutAt(i int) int64 {
 	if i >= len(b)-1 {
 		return 1 << 62
 	}
-	return l.e.startNS + int64(b[i].at)
+	return l.e.startNS + int64(b[i].At)
 }
 
 // maybeCut moves the interval's statistics aside when its boundary has

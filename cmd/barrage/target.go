@@ -7,7 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/barrage-load/barrage/target"
+	"github.com/barrage-load/barrage/server"
 )
 
 const targetAbout = `A fast built-in HTTP/1.1 server, for benchmarks and tests of the load
@@ -29,10 +29,10 @@ stopped by a signal, 1 if it cannot listen, 2 for bad flags.`
 
 func cmdTarget(args []string) int {
 	fs := newFlagSet("target", "[flags]", targetAbout)
-	listen := fs.String("listen", target.DefaultListen, "host:port to listen on; port 0 picks a free one")
+	listen := fs.String("listen", server.DefaultListen, "host:port to listen on; port 0 picks a free one")
 	loops := fs.Int("loops", 0, "event loops, each on its own goroutine (0: one per CPU this process may use)")
-	bodySize := fs.Int("body-size", target.DefaultBodySize, "response body size in bytes (0: empty body)")
-	status := fs.Int("status", target.DefaultStatus, "response status code (200 to 999)")
+	bodySize := fs.Int("body-size", server.DefaultBodySize, "response body size in bytes (0: empty body)")
+	status := fs.Int("status", server.DefaultStatus, "response status code (200 to 999)")
 	delay := fs.Duration("delay", 0, "hold every response back this long after its request, e.g. 10ms")
 	stallEvery := fs.Duration("stall-every", 0, "stop answering at every multiple of this period after the start (with --stall-for)")
 	stallFor := fs.Duration("stall-for", 0, "how long each stall lasts; the responses held are then sent in order")
@@ -48,7 +48,7 @@ func cmdTarget(args []string) int {
 		fmt.Fprintf(os.Stderr, "barrage target: --body-size %d is negative\n", *bodySize)
 		return exitBadInput
 	}
-	o := target.Options{
+	o := server.Options{
 		Listen: *listen, Loops: *loops, BodySize: *bodySize, Status: *status,
 		Delay: *delay, StallEvery: *stallEvery, StallFor: *stallFor,
 	}
@@ -62,11 +62,11 @@ func cmdTarget(args []string) int {
 	// must stop the server, not kill the process.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	s, err := target.Start(o)
+	s, err := server.Start(o)
 	if err != nil {
 		// err reads "target: ...".
 		fmt.Fprintf(os.Stderr, "barrage %v\n", err)
-		if errors.Is(err, target.ErrOption) {
+		if errors.Is(err, server.ErrOption) {
 			return exitBadInput
 		}
 		return exitNoStart

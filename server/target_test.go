@@ -1,4 +1,4 @@
-package target
+package server
 
 import (
 	"bufio"
@@ -376,7 +376,7 @@ func TestStartErrors(t *testing.T) {
 			s.Stop()
 			t.Fatalf("%+v: started", tc.o)
 		}
-		if !strings.HasPrefix(err.Error(), "target: ") || errors.Is(err, ErrOption) != tc.option {
+		if !strings.HasPrefix(err.Error(), "server: ") || errors.Is(err, ErrOption) != tc.option {
 			t.Fatalf("%+v: %v", tc.o, err)
 		}
 	}

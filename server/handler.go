@@ -1,4 +1,4 @@
-package target
+package server
 
 import (
 	"fmt"
@@ -69,13 +69,13 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	// port the kernel picked for port 0.
 	fd, err := eng.Dup()
 	if err != nil {
-		h.err = fmt.Errorf("target: cannot find the listening address: %w", err)
+		h.err = fmt.Errorf("server: cannot find the listening address: %w", err)
 		return gnet.Shutdown
 	}
 	defer unix.Close(fd) //nolint:errcheck
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
-		h.err = fmt.Errorf("target: cannot find the listening address: %w", err)
+		h.err = fmt.Errorf("server: cannot find the listening address: %w", err)
 		return gnet.Shutdown
 	}
 	switch sa := sa.(type) {
@@ -84,7 +84,7 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	case *unix.SockaddrInet6:
 		h.addr = net.JoinHostPort(netip.AddrFrom16(sa.Addr).String(), fmt.Sprint(sa.Port))
 	default:
-		h.err = fmt.Errorf("target: unexpected listening address %T", sa)
+		h.err = fmt.Errorf("server: unexpected listening address %T", sa)
 		return gnet.Shutdown
 	}
 	return gnet.None

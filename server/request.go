@@ -1,4 +1,4 @@
-package target
+package server
 
 import (
 	"bytes"
@@ -14,15 +14,15 @@ const MaxHeaderBytes = 64 << 10
 // each becomes an error response.
 var (
 	// errNeedMore occurs when the buffer ends before the head's blank line.
-	errNeedMore = errors.New("target: incomplete request head")
+	errNeedMore = errors.New("server: incomplete request head")
 	// errBadRequest occurs when the request line or a header line is
 	// malformed, or Content-Length is not a number (400).
-	errBadRequest = errors.New("target: malformed request")
+	errBadRequest = errors.New("server: malformed request")
 	// errHeadTooLarge occurs when the head is longer than MaxHeaderBytes (431).
-	errHeadTooLarge = errors.New("target: request head too large")
+	errHeadTooLarge = errors.New("server: request head too large")
 	// errTransferEncoding occurs when a request has a Transfer-Encoding
 	// header: chunked request bodies are not supported (501).
-	errTransferEncoding = errors.New("target: request with Transfer-Encoding")
+	errTransferEncoding = errors.New("server: request with Transfer-Encoding")
 )
 
 // connMode says what happens to the connection after a response.

@@ -1,4 +1,4 @@
-package target
+package server
 
 // session is one connection's request-parsing state between reads.
 type session struct {

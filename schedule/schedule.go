@@ -1,7 +1,13 @@
-package engine
+// Package schedule maps time since a test's start to the requests due in
+// the open model, and back; it also lists the interval boundaries at which
+// statistics are handed over. Its values are pure: every event loop holds
+// its own copy, and the coordinator computes the same boundaries as the
+// agents from the same segments.
+package schedule
 
 import (
 	"math"
+	"sort"
 	"time"
 
 	"github.com/barrage-load/barrage/proto"
@@ -25,9 +31,9 @@ type Schedule struct {
 	segs []seg
 }
 
-// NewSchedule builds a schedule from a plan's segments (rates in requests per
+// New builds a schedule from a plan's segments (rates in requests per
 // second over the whole test).
-func NewSchedule(segments []proto.Segment) Schedule {
+func New(segments []proto.Segment) Schedule {
 	var s Schedule
 	var cum float64
 	for _, g := range segments {
@@ -244,6 +250,45 @@ func (s *Schedule) Boundaries() []time.Duration {
 		if s.segs[i].step != s.segs[i-1].step {
 			out = append(out, time.Duration(s.segs[i].start))
 		}
+	}
+	return out
+}
+
+// Boundary is one instant at which the engine's loops hand their
+// statistics over.
+type Boundary struct {
+	At        time.Duration
+	StepStart bool // a new step begins here
+}
+
+// Bounds lists the hand-off instants of schedule s: every interval and
+// every step start, up to the schedule's end (which is the last).
+func Bounds(s *Schedule, interval time.Duration) []Boundary {
+	d := s.Duration()
+	set := map[time.Duration]bool{}
+	for t := interval; t < d; t += interval {
+		set[t] = false
+	}
+	for _, b := range s.Boundaries() {
+		set[b] = true
+	}
+	set[d] = false
+	out := make([]Boundary, 0, len(set))
+	for t, st := range set {
+		out = append(out, Boundary{t, st})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].At < out[j].At })
+	return out
+}
+
+// IntervalEnds lists the instants, from the start, at which an engine
+// hands an interval over for schedule s: every interval and every step
+// start, up to the schedule's end. Snapshot i covers up to element i.
+func IntervalEnds(s *Schedule, interval time.Duration) []time.Duration {
+	bs := Bounds(s, interval)
+	out := make([]time.Duration, len(bs))
+	for i, b := range bs {
+		out[i] = b.At
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package engine
+package schedule
 
 import (
 	"math"
@@ -46,7 +46,7 @@ func TestPace(t *testing.T) {
 		// A zero rate schedule asks for nothing.
 		{"zero rate", constant(0, time.Second), 0, 0, 0, true},
 	} {
-		s := NewSchedule(tc.segs)
+		s := New(tc.segs)
 		wait, stop := s.Pace(tc.elapsed, tc.sent)
 		if stop != tc.stop || (!stop && absDur(wait-tc.wait) > time.Microsecond) {
 			t.Errorf("%s: Pace(%s, %d) = %s, %v; want %s, %v", tc.name, tc.elapsed, tc.sent, wait, stop, tc.wait, tc.stop)
@@ -67,7 +67,7 @@ func TestScheduleHitsMatchesAt(t *testing.T) {
 		{Start: 2 * time.Second, Duration: 3 * time.Second, From: 1000, To: 1000, Connections: 1, Step: 1},
 		{Start: 5 * time.Second, Duration: time.Second, From: 1000, To: 0, Connections: 1, Step: 2},
 	}
-	s := NewSchedule(segs)
+	s := New(segs)
 	want := 1100.0 + 3000 + 500
 	if got := s.Total(); math.Abs(got-want) > 1e-6 {
 		t.Fatalf("Total = %f, want %f", got, want)
@@ -102,7 +102,7 @@ func TestScheduleHitsMatchesAt(t *testing.T) {
 }
 
 func TestWithRateKeepsThePast(t *testing.T) {
-	s := NewSchedule(constant(1000, 10*time.Second))
+	s := New(constant(1000, 10*time.Second))
 	c := s.WithRate(4*time.Second, 2000)
 	if got, want := c.Hits(4*time.Second), 4000.0; math.Abs(got-want) > 1e-6 {
 		t.Fatalf("hits at the change = %f, want %f", got, want)
@@ -119,7 +119,7 @@ func TestWithRateKeepsThePast(t *testing.T) {
 		}
 	}
 	// A change inside a ramp splits it without a jump.
-	r := NewSchedule([]proto.Segment{{Duration: 10 * time.Second, From: 0, To: 1000, Connections: 1}})
+	r := New([]proto.Segment{{Duration: 10 * time.Second, From: 0, To: 1000, Connections: 1}})
 	rc := r.WithRate(5*time.Second, 0)
 	if got, want := rc.Hits(5*time.Second), r.Hits(5*time.Second); math.Abs(got-want) > 1e-6 {
 		t.Fatalf("ramp split: %f hits at the change, want %f", got, want)

@@ -1,4 +1,4 @@
-// Package target is barrage's built-in HTTP/1.1 server, for benchmarks
+// Package server is barrage's built-in HTTP/1.1 server, for benchmarks
 // and tests of the load generator: fast enough not to be the bottleneck
 // (gnet event loops, one pre-built response, every response of a read in
 // one write, no allocation per request), and able to misbehave on purpose
@@ -12,7 +12,7 @@
 // Hazard: gnet closes a connection as soon as the client half-closes it
 // (shutdown(SHUT_WR)), so a client that does so loses the responses still
 // held back by Delay or a stall.
-package target
+package server
 
 import (
 	"context"
@@ -39,7 +39,7 @@ const (
 // ErrOption occurs when Start is given an option it cannot use (a
 // malformed listen address, a status outside 200..999, a negative delay,
 // a stall that never ends); the error wrapping it says which.
-var ErrOption = errors.New("target: bad option")
+var ErrOption = errors.New("server: bad option")
 
 // Options configure a Server. Zero fields take their defaults.
 type Options struct {
@@ -126,7 +126,7 @@ type Server struct {
 }
 
 // Start starts a server and returns once it listens. Its errors start
-// with "target: ": ErrOption for bad options, or why it cannot listen
+// with "server: ": ErrOption for bad options, or why it cannot listen
 // (address in use, unknown host...).
 func Start(o Options) (*Server, error) {
 	if err := o.normalize(); err != nil {
@@ -172,7 +172,7 @@ func Start(o Options) (*Server, error) {
 		if err == nil {
 			err = errors.New("the engine stopped at once")
 		}
-		return nil, fmt.Errorf("target: cannot listen on %s: %w", o.Listen, err)
+		return nil, fmt.Errorf("server: cannot listen on %s: %w", o.Listen, err)
 	}
 	if o.Logger != nil {
 		s.wg.Add(1)
@@ -211,7 +211,7 @@ func (s *Server) Stop() error {
 		close(s.stop)
 		s.wg.Wait()
 		if err != nil {
-			s.stopErr = fmt.Errorf("target: cannot stop: %w", err)
+			s.stopErr = fmt.Errorf("server: cannot stop: %w", err)
 		}
 	})
 	return s.stopErr

@@ -1,6 +1,6 @@
 //go:build !race
 
-package target
+package server
 
 import (
 	"strings"
