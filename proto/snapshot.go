@@ -30,6 +30,8 @@ type snapshotMeta struct {
 	Scheduled   uint64            `json:"scheduled,omitempty"`
 	Backlogged  uint64            `json:"backlogged,omitempty"`
 	Clamped     uint64            `json:"clamped,omitempty"`
+	Shed        map[string]uint64 `json:"shed,omitempty"`
+	Censored    uint64            `json:"censored,omitempty"`
 	BytesIn     uint64            `json:"bytes_in"`
 	BytesOut    uint64            `json:"bytes_out"`
 	Status      map[string]uint64 `json:"status,omitempty"`
@@ -64,7 +66,8 @@ func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 		Backlogged: s.Backlogged, Clamped: s.Clamped, BytesIn: s.BytesIn, BytesOut: s.BytesOut,
 		ConnsOpen: s.ConnsOpen, ConnsWanted: s.ConnsWanted, Open: s.Open(), Final: sn.Final,
 		LoopCPU: int64(s.LoopCPU), LoopCap: int64(s.LoopCapacity),
-		Status: map[string]uint64{}, Errors: map[string]uint64{},
+		Status: map[string]uint64{}, Errors: map[string]uint64{}, Shed: map[string]uint64{},
+		Censored: s.Censored,
 	}
 	if !sn.FirstSend.IsZero() {
 		m.FirstSend = sn.FirstSend.UnixNano()
@@ -77,6 +80,11 @@ func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 	for k := ErrKind(0); k < NumErrKinds; k++ {
 		if s.Errors[k] > 0 {
 			m.Errors[k.String()] = s.Errors[k]
+		}
+	}
+	for k := ShedKind(0); k < NumShedKinds; k++ {
+		if s.Shed[k] > 0 {
+			m.Shed[k.String()] = s.Shed[k]
 		}
 	}
 	js, err := json.Marshal(&m)
@@ -130,6 +138,10 @@ func UnmarshalSnapshot(b []byte) (*Snapshot, error) {
 		Backlogged: m.Backlogged, Clamped: m.Clamped, BytesIn: m.BytesIn, BytesOut: m.BytesOut,
 		ConnsOpen: m.ConnsOpen, ConnsWanted: m.ConnsWanted,
 		LoopCPU: time.Duration(m.LoopCPU), LoopCapacity: time.Duration(m.LoopCap),
+		Censored: m.Censored,
+	}
+	for k := ShedKind(0); k < NumShedKinds; k++ {
+		s.Shed[k] = m.Shed[k.String()]
 	}
 	for k, n := range m.Status {
 		code, err := strconv.Atoi(k)

@@ -49,6 +49,34 @@ func (k ErrKind) String() string {
 	return errKindNames[k]
 }
 
+// ShedKind says why a request that came due in the open model was never
+// sent. Shed requests are counted, never silently dropped, and never
+// counted as the target's latency.
+type ShedKind int
+
+// Shed kinds.
+const (
+	// ShedBacklog occurs when a request due waited for a free connection
+	// longer than the generator may hold it (the request timeout), or past
+	// the backlog's bound: the generator drops it rather than send it late.
+	ShedBacklog ShedKind = iota
+	// ShedFenced occurs when an agent lost touch with ZooKeeper for its
+	// session timeout (its lease lapsed): it may not send on a budget it
+	// cannot confirm, so what came due meanwhile is dropped.
+	ShedFenced
+	NumShedKinds
+)
+
+var shedKindNames = [NumShedKinds]string{"backlog", "fenced"}
+
+// String names the kind as the report and the JSON show it.
+func (k ShedKind) String() string {
+	if k < 0 || k >= NumShedKinds {
+		return "unknown"
+	}
+	return shedKindNames[k]
+}
+
 // MaxStatus bounds the status codes counted one by one; any other code is
 // counted in Status[0].
 const MaxStatus = 600
@@ -76,6 +104,14 @@ type Stats struct {
 	// those that found no connection free (the target was slower than the
 	// rate) and waited for one; Clamped, latencies over HistMax.
 	Scheduled, Backlogged, Clamped uint64
+	// Shed counts the open model's requests that came due and were never
+	// sent, by why (see ShedKind).
+	Shed [NumShedKinds]uint64
+	// Censored counts latencies recorded as lower bounds: requests that
+	// never got an answer (in flight at the end or when their connection
+	// died, or due and still waiting for a connection at the end). Each
+	// is in Latency with the wait it had so far.
+	Censored uint64
 
 	// ConnsOpen and ConnsWanted sample the connections held and asked for
 	// at the interval's end (summed over loops and agents).
@@ -142,6 +178,15 @@ func (s *Stats) Failed() uint64 {
 	return n
 }
 
+// TotalShed counts the requests shed for every reason.
+func (s *Stats) TotalShed() uint64 {
+	var n uint64
+	for _, x := range s.Shed {
+		n += x
+	}
+	return n
+}
+
 // TotalErrors counts every error, connection errors included.
 func (s *Stats) TotalErrors() uint64 { return s.Failed() + s.Errors[ErrConnect] }
 
@@ -179,6 +224,10 @@ func (s *Stats) Merge(o *Stats) (dropped int64) {
 	s.Scheduled += o.Scheduled
 	s.Backlogged += o.Backlogged
 	s.Clamped += o.Clamped
+	for i := range o.Shed {
+		s.Shed[i] += o.Shed[i]
+	}
+	s.Censored += o.Censored
 	s.ConnsOpen += o.ConnsOpen
 	s.ConnsWanted += o.ConnsWanted
 	s.LoopCPU += o.LoopCPU

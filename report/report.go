@@ -149,6 +149,14 @@ type Report struct {
 	Timeline []Point `json:"timeline"`
 	Agents   []Agent `json:"agents,omitempty"`
 
+	// Outcome says how the test ended: "completed", or why not (stopped
+	// by a signal or the stop node, superseded by another coordinator,
+	// ZooKeeper lost, ...). Only a completed test exits 0.
+	Outcome string `json:"outcome"`
+	// TakenOverFrom names the coordinator this report's coordinator took
+	// the test over from (empty when it ran the test from its start).
+	TakenOverFrom string `json:"taken_over_from,omitempty"`
+
 	Valid          bool     `json:"valid"`
 	InvalidReasons []string `json:"invalid_reasons,omitempty"`
 	Notes          []string `json:"notes,omitempty"`
