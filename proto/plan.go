@@ -134,6 +134,10 @@ type Plan struct {
 	Timeout        Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
 	ConnectTimeout Duration `json:"connect_timeout,omitempty" yaml:"connect_timeout,omitempty"`
 	Pattern        Pattern  `json:"pattern,omitzero" yaml:"pattern,omitempty"`
+	// ExpectStatus lists the status codes that count as success; empty
+	// means every code below 400. A response with any other code counts
+	// as an error (http_4xx, http_5xx, or other).
+	ExpectStatus []int `json:"expect_status,omitempty" yaml:"expect_status,omitempty"`
 }
 
 // LoadPlan reads a plan from a YAML or JSON file (YAML is a superset of JSON),

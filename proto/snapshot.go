@@ -32,6 +32,7 @@ type snapshotMeta struct {
 	Clamped     uint64            `json:"clamped,omitempty"`
 	Shed        map[string]uint64 `json:"shed,omitempty"`
 	Censored    uint64            `json:"censored,omitempty"`
+	ServerClose uint64            `json:"server_closes,omitempty"`
 	BytesIn     uint64            `json:"bytes_in"`
 	BytesOut    uint64            `json:"bytes_out"`
 	Status      map[string]uint64 `json:"status,omitempty"`
@@ -67,7 +68,7 @@ func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 		ConnsOpen: s.ConnsOpen, ConnsWanted: s.ConnsWanted, Open: s.Open(), Final: sn.Final,
 		LoopCPU: int64(s.LoopCPU), LoopCap: int64(s.LoopCapacity),
 		Status: map[string]uint64{}, Errors: map[string]uint64{}, Shed: map[string]uint64{},
-		Censored: s.Censored,
+		Censored: s.Censored, ServerClose: s.ServerCloses,
 	}
 	if !sn.FirstSend.IsZero() {
 		m.FirstSend = sn.FirstSend.UnixNano()
@@ -138,7 +139,7 @@ func UnmarshalSnapshot(b []byte) (*Snapshot, error) {
 		Backlogged: m.Backlogged, Clamped: m.Clamped, BytesIn: m.BytesIn, BytesOut: m.BytesOut,
 		ConnsOpen: m.ConnsOpen, ConnsWanted: m.ConnsWanted,
 		LoopCPU: time.Duration(m.LoopCPU), LoopCapacity: time.Duration(m.LoopCap),
-		Censored: m.Censored,
+		Censored: m.Censored, ServerCloses: m.ServerClose,
 	}
 	for k := ShedKind(0); k < NumShedKinds; k++ {
 		s.Shed[k] = m.Shed[k.String()]

@@ -107,6 +107,11 @@ type Stats struct {
 	// Shed counts the open model's requests that came due and were never
 	// sent, by why (see ShedKind).
 	Shed [NumShedKinds]uint64
+	// ServerCloses counts connections the server closed after a complete
+	// response (Connection: close, HTTP/1.0): the slot reconnects at once,
+	// so a connection count sampled meanwhile is short by the server's
+	// policy, not by the generator's failure.
+	ServerCloses uint64
 	// Censored counts latencies recorded as lower bounds: requests that
 	// never got an answer (in flight at the end or when their connection
 	// died, or due and still waiting for a connection at the end). Each
@@ -228,6 +233,7 @@ func (s *Stats) Merge(o *Stats) (dropped int64) {
 		s.Shed[i] += o.Shed[i]
 	}
 	s.Censored += o.Censored
+	s.ServerCloses += o.ServerCloses
 	s.ConnsOpen += o.ConnsOpen
 	s.ConnsWanted += o.ConnsWanted
 	s.LoopCPU += o.LoopCPU
