@@ -54,36 +54,82 @@ func Split(n int, weights []float64, atLeastOne bool) []int {
 	return out
 }
 
-// Budgets splits a schedule over agents weighted by their cores: each
-// agent's schedule has the same shape with rates scaled by its weight, and
+// Budgets splits the test's schedule over agents weighted by their cores
+// and capped by each agent's own --max-rate and --max-connections: each
+// agent's schedule has the same shape with rates scaled by its share, and
 // connections split so that they add up to the schedule's in every step.
-// rate and conns are the test's current ones, for the budgets' summaries.
-func Budgets(segs []proto.Segment, rate float64, conns int, cores []int) []Budget {
-	weights := make([]float64, len(cores))
+// Agent i of N gets phase i/N, so the fleet's arrivals interleave. short
+// is the largest rate (req/s) the agents' caps could not take in any
+// segment (0 when they took it all).
+func Budgets(segs []proto.Segment, cores []int, caps []proto.Caps) (out []proto.Budget, short float64) {
+	n := len(cores)
+	weights := make([]float64, n)
 	var sum float64
 	for i, c := range cores {
 		weights[i] = float64(max(c, 1))
 		sum += weights[i]
 	}
-	out := make([]Budget, len(cores))
+	out = make([]proto.Budget, n)
 	for i := range out {
 		out[i].Weight = weights[i] / sum
+		out[i].Phase = float64(i) / float64(n)
 		out[i].Schedule = make([]proto.Segment, len(segs))
 	}
 	for j, g := range segs {
 		split := Split(g.Connections, weights, true)
+		from := capSplit(g.From, weights, caps)
+		to := capSplit(g.To, weights, caps)
+		var gave float64
 		for i := range out {
 			s := g
-			s.From *= out[i].Weight
-			s.To *= out[i].Weight
+			s.From, s.To = from[i], to[i]
 			s.Connections = max(split[i], 1)
+			if c := caps[i].MaxConnections; c > 0 && s.Connections > c {
+				s.Connections = c
+			}
 			out[i].Schedule[j] = s
+			gave += max(from[i], to[i])
 		}
+		short = max(short, max(g.From, g.To)-gave)
 	}
-	split := Split(conns, weights, true)
-	for i := range out {
-		out[i].Rate = rate * out[i].Weight
-		out[i].Connections = max(split[i], 1)
+	if short < 1e-6 {
+		short = 0
+	}
+	return out, short
+}
+
+// capSplit splits rate r by weights, then moves what exceeds an agent's
+// cap to the agents with room, in proportion to their weights.
+func capSplit(r float64, weights []float64, caps []proto.Caps) []float64 {
+	out := make([]float64, len(weights))
+	free := make([]bool, len(weights))
+	for i := range free {
+		free[i] = true
+	}
+	left := r
+	for round := 0; round < len(weights) && left > 1e-9; round++ {
+		var w float64
+		for i, f := range free {
+			if f {
+				w += weights[i]
+			}
+		}
+		if w == 0 {
+			break
+		}
+		give := left
+		left = 0
+		for i, f := range free {
+			if !f {
+				continue
+			}
+			out[i] += give * weights[i] / w
+			if c := caps[i].MaxRate; c > 0 && out[i] > c {
+				left += out[i] - c
+				out[i] = c
+				free[i] = false
+			}
+		}
 	}
 	return out
 }

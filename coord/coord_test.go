@@ -2,19 +2,15 @@ package coord
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/barrage-load/barrage/fleet"
 	"github.com/barrage-load/barrage/internal/zktest"
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
-	"github.com/barrage-load/barrage/server"
 )
 
 func TestSplit(t *testing.T) {
@@ -58,84 +54,25 @@ func TestBudgets(t *testing.T) {
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	b := Budgets(p.Schedule(), p.Rate, p.Connections, []int{2, 1})
-	if b[0].Rate != 600 || b[1].Rate != 300 || b[0].Connections != 20 || b[1].Connections != 10 {
+	b, short := Budgets(p.Schedule(), []int{2, 1}, []proto.Caps{{}, {}})
+	if short != 0 || b[0].Schedule[0].From != 600 || b[1].Schedule[0].From != 300 || b[0].Schedule[0].Connections != 20 || b[1].Schedule[0].Connections != 10 {
 		t.Fatalf("budgets: %+v", b)
 	}
 	if g := b[0].Schedule[1]; g.From != 2000 || g.Start != time.Second || g.Connections != 20 {
 		t.Fatalf("spike segment of agent 0: %+v", g)
 	}
-}
-
-type cluster struct {
-	zk     *zktest.Server
-	tgt    *server.Server
-	root   string
-	agents []*Agent
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-// newCluster starts ZooKeeper, a target and n in-process agents.
-func newCluster(t *testing.T, n int) *cluster {
-	return newClusterIn(t, n, "")
-}
-
-// newClusterIn is newCluster with the agents' state dir.
-func newClusterIn(t *testing.T, n int, stateDir string) *cluster {
-	t.Helper()
-	cl := &cluster{zk: zktest.Start(t), root: "/barrage-test"}
-	tgt, err := server.Start(server.Options{Listen: "127.0.0.1:0", Loops: 1})
-	if err != nil {
-		t.Fatal(err)
+	if b[0].Phase != 0 || b[1].Phase != 0.5 {
+		t.Fatalf("phases %v %v", b[0].Phase, b[1].Phase)
 	}
-	cl.tgt = tgt
-	t.Cleanup(func() { _ = tgt.Stop() })
-	ctx, cancel := context.WithCancel(context.Background())
-	cl.cancel = cancel
-	for i := 0; i < n; i++ {
-		a, err := NewAgent(AgentOptions{ZK: cl.zk.Addr, Root: cl.root, Name: fmt.Sprintf("a%d", i), CPUs: []int{0}, StateDir: stateDir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl.agents = append(cl.agents, a)
-		cl.wg.Add(1)
-		go func() { defer cl.wg.Done(); _ = a.Run(ctx) }()
+	// Caps: the capped agent's excess goes to the other; over both, short.
+	b, short = Budgets(p.Schedule(), []int{1, 1}, []proto.Caps{{MaxRate: 1000}, {MaxRate: 5000}})
+	if short != 0 || b[0].Schedule[1].From != 1000 || b[1].Schedule[1].From != 2000 {
+		t.Fatalf("capped spike: %+v / %+v, short %g", b[0].Schedule[1], b[1].Schedule[1], short)
 	}
-	t.Cleanup(func() {
-		cancel()
-		for _, a := range cl.agents {
-			a.Close()
-		}
-		cl.wg.Wait()
-	})
-	return cl
-}
-
-func (cl *cluster) plan(t *testing.T, rate float64, conns int, d time.Duration) *proto.Plan {
-	p := &proto.Plan{TargetURL: "http://" + cl.tgt.Addr() + "/", Rate: rate, Connections: conns, Duration: proto.Duration(d)}
-	p.Normalize()
-	if err := p.Validate(); err != nil {
-		t.Fatal(err)
+	_, short = Budgets(p.Schedule(), []int{1, 1}, []proto.Caps{{MaxRate: 1000}, {MaxRate: 1000}})
+	if short != 1000 {
+		t.Fatalf("short %g, want 1000", short)
 	}
-	return p
-}
-
-func (cl *cluster) coordinate(t *testing.T, o Options) (*report.Report, error) {
-	t.Helper()
-	o.ZK = cl.zk.Addr
-	if o.Root == "" {
-		o.Root = cl.root
-	}
-	if o.Wait == 0 {
-		o.Wait = 10 * time.Second
-	}
-	c, err := NewCoordinator(o)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return c.Run(context.Background())
 }
 
 func checkReport(t *testing.T, rep *report.Report, agents int) {
@@ -180,13 +117,13 @@ func TestDistributedRun(t *testing.T) {
 		t.Fatalf("start skew %.3f ms, want (0, 5]", rep.StartSkewMS)
 	}
 	// The finished test leaves nothing behind but the registrations.
-	c, _, err := Dial(cl.zk.Addr, DefaultSessionTimeout, 5*time.Second, nil)
+	c, err := cl.dial(t)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	kids, _, _ := c.Children(cl.root + "/tests")
-	asg, _, _ := c.Children(cl.root + "/assign")
+	kids, _, _ := c.Conn.Children(cl.root + "/tests")
+	asg, _, _ := c.Conn.Children(cl.root + "/assign")
 	if len(kids) != 0 || len(asg) != 0 {
 		t.Fatalf("left behind: tests %v, assignments %v", kids, asg)
 	}
@@ -259,12 +196,12 @@ func TestBadInput(t *testing.T) {
 	// ZooKeeper unreachable: a port nobody listens on.
 	port, _ := zktest.FreePort()
 	t0 := time.Now()
-	_, err := NewCoordinator(Options{ZK: fmt.Sprintf("127.0.0.1:%d", port), Agents: 1, DialTimeout: 2 * time.Second,
+	_, err := New(Options{ZK: fmt.Sprintf("127.0.0.1:%d", port), Agents: 1, DialTimeout: 2 * time.Second,
 		Plan: &proto.Plan{TargetURL: "http://h/"}})
-	if !errors.Is(err, ErrZooKeeper) || time.Since(t0) > 5*time.Second {
+	if !errors.Is(err, fleet.ErrZooKeeper) || time.Since(t0) > 5*time.Second {
 		t.Fatalf("unreachable ZooKeeper: %v after %s", err, time.Since(t0))
 	}
-	if _, err := NewCoordinator(Options{ZK: "x", Root: "barrage", Agents: 1}); !errors.Is(err, ErrBadRoot) {
+	if _, err := New(Options{ZK: "x", Root: "barrage", Agents: 1}); !errors.Is(err, fleet.ErrBadRoot) {
 		t.Fatalf("bad root: %v", err)
 	}
 	// Too few agents: a clear error, and nothing left behind.
@@ -273,12 +210,12 @@ func TestBadInput(t *testing.T) {
 	if !errors.Is(err, ErrTooFewAgents) {
 		t.Fatalf("too few agents: %v", err)
 	}
-	c, _, err := Dial(cl.zk.Addr, DefaultSessionTimeout, 5*time.Second, nil)
+	c, err := cl.dial(t)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	kids, _, _ := c.Children(cl.root + "/tests")
+	kids, _, _ := c.Conn.Children(cl.root + "/tests")
 	if len(kids) != 0 {
 		t.Fatalf("a failed start left tests %v", kids)
 	}
@@ -287,63 +224,7 @@ func TestBadInput(t *testing.T) {
 	if !errors.Is(err, ErrTooFewAgents) {
 		t.Fatalf("wrong root: %v", err)
 	}
-	if ok, _, _ := c.Exists("/elsewhere"); ok {
+	if ok, _, _ := c.Conn.Exists("/elsewhere"); ok {
 		t.Fatal("a failed start under a wrong root left /elsewhere behind")
-	}
-}
-
-func TestAgentFinishesWithoutZooKeeper(t *testing.T) {
-	dir := t.TempDir()
-	cl := newClusterIn(t, 1, dir)
-	go func() {
-		// The coordinator loses ZooKeeper too; its outcome is not the point.
-		_, _ = cl.coordinate(t, Options{Agents: 1, Plan: cl.plan(t, 500, 4, 4*time.Second)})
-	}()
-	// Wait for the test to start, then take ZooKeeper away.
-	deadline := time.Now().Add(20 * time.Second)
-	for cl.tgt.Served() < 500 {
-		if time.Now().After(deadline) {
-			t.Fatal("the test did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	cl.zk.Kill()
-	// The agent finishes its plan alone and keeps its result on disk.
-	var path string
-	for path == "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("no result in %s", dir)
-		}
-		time.Sleep(200 * time.Millisecond)
-		m, _ := filepath.Glob(filepath.Join(dir, "*", "result.json"))
-		if len(m) > 0 {
-			path = m[0]
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res AgentResult
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
-	snaps, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "snap-*.bin"))
-	t.Logf("detached result: %+v, %d snapshots on disk", res, len(snaps))
-	// The whole plan ran: 4 s at 500/s.
-	if !res.Detached || res.Sent < 1980 || res.Sent > 2000 || len(snaps) != 4 {
-		t.Fatalf("result %+v with %d snapshots", res, len(snaps))
-	}
-	var total uint64
-	for _, f := range snaps {
-		b, _ := os.ReadFile(f)
-		sn, err := proto.UnmarshalSnapshot(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total += sn.Stats.Sent
-	}
-	if total != res.Sent {
-		t.Fatalf("snapshots on disk sum to %d sent, result says %d", total, res.Sent)
 	}
 }

@@ -2,21 +2,15 @@ package coord
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
+	"github.com/barrage-load/barrage/fleet"
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
-	"github.com/barrage-load/barrage/schedule"
 )
 
 // Coordinator defaults.
@@ -26,41 +20,93 @@ const (
 	// StartLead is how far ahead of "all agents acknowledged" the barrier
 	// is set, so that every agent sees it before it passes.
 	StartLead = 500 * time.Millisecond
+	// ChangeLead is the least time between a change's activation and the
+	// interval boundary it takes effect at, so that every agent sees the
+	// activation before that instant.
+	ChangeLead = 300 * time.Millisecond
 	// AckTimeout bounds how long agents may take to prepare (connect).
 	AckTimeout = 20 * time.Second
+	// ChangeAckTimeout bounds how long agents may take to acknowledge a
+	// live change or a rebalance.
+	ChangeAckTimeout = 5 * time.Second
 	// ResultGrace is how long after the planned end the coordinator waits
 	// for the agents' final results.
 	ResultGrace = 15 * time.Second
+	// AbandonGrace is how long after its planned end a test whose
+	// coordinator is gone is still taken for running; after it, the next
+	// coordinator marks it abandoned.
+	AbandonGrace = 30 * time.Second
+	// StopGrace bounds how long an interrupted coordinator waits for the
+	// agents' last words before it prints what it has: SIGINT and SIGTERM
+	// end it within 2 s.
+	StopGrace = 1200 * time.Millisecond
+)
+
+// Sentinel errors. The command line maps them to exit codes.
+var (
+	// ErrTooFewAgents occurs when fewer agents than asked registered in
+	// time, or fewer than --min-agents are left.
+	ErrTooFewAgents = errors.New("coord: too few agents")
+	// ErrNoTest occurs when `set` (or a standby) finds no running test.
+	ErrNoTest = errors.New("coord: no running test")
+	// ErrConflict occurs when a live change lost a compare-and-swap race.
+	ErrConflict = errors.New("coord: the test's config changed meanwhile")
+	// ErrBusy occurs when another coordinator leads, or a test whose
+	// coordinator is gone still runs.
+	ErrBusy = errors.New("coord: busy")
+	// ErrAgentFailed occurs when an agent could not prepare the test or
+	// refused it (target refused, unresolvable, not allowed, over caps).
+	ErrAgentFailed = errors.New("coord: an agent could not run the test")
+	// ErrSuperseded occurs when this coordinator lost its leadership (its
+	// session expired: a standby took over). It wrote nothing after that.
+	ErrSuperseded = errors.New("coord: superseded by another coordinator")
+	// ErrZooKeeperLost occurs when ZooKeeper stayed unreachable for a
+	// session timeout mid-test: the agents stop sending and keep their
+	// results on disk (see `barrage report`).
+	ErrZooKeeperLost = errors.New("coord: ZooKeeper lost")
+	// ErrInterrupted occurs when the test was stopped early by a signal
+	// (the report is partial).
+	ErrInterrupted = errors.New("coord: interrupted")
+	// ErrStopped occurs when the test was stopped by its stop node (made
+	// by hand, or by a coordinator before this one).
+	ErrStopped = errors.New("coord: stopped")
 )
 
 // Options configure a coordinator.
 type Options struct {
-	ZK        string
-	Root      string
-	Agents    int // agents to wait for
-	MinAgents int // fewest agents a test may go on with; default Agents
-	Wait      time.Duration
-	Plan      *proto.Plan // nil: only take over a running test (standby)
-	Standby   bool
-	Interval  time.Duration
-	Name      string
+	ZK   string
+	Root string
+	Auth *fleet.Auth
+	// Agents is how many agents to wait for; MinAgents the fewest a test
+	// may go on with after losses (default 1).
+	Agents, MinAgents int
+	Wait              time.Duration
+	// Plan is the test to run; nil with Standby: only take over a
+	// running test.
+	Plan     *proto.Plan
+	Standby  bool
+	Interval time.Duration
+	Name     string
 	// Progress receives one line per interval; Log, events. Nil discards.
 	Progress, Log  io.Writer
 	SessionTimeout time.Duration
 	DialTimeout    time.Duration
+	// OnInterval, if set, also receives every merged interval (the
+	// dashboard, metrics, thresholds hang here); it must not keep iv.
+	OnInterval func(iv *proto.Stats, agents, of int)
 }
 
-// Coordinator runs tests. One is active per root; others wait as standby.
+// Coordinator runs tests. One leads per root; others wait as standby.
 type Coordinator struct {
 	o    Options
-	p    paths
-	conn *zk.Conn
-	// created lists nodes this coordinator created for a test, so that a
-	// failed start removes them; dirs, the parent nodes it created, which
-	// go too if they are left empty.
-	created []string
-	dirs    []string
-	me      string // our election node
+	p    fleet.Paths
+	s    *fleet.Session
+	me   string // our election node, once joined
+	host string
+	// made lists nodes a start created, so that a failed start removes
+	// them; dirs, the parents it created, removed if left empty.
+	made []string
+	dirs []string
 }
 
 func (c *Coordinator) logf(format string, args ...any) {
@@ -69,12 +115,12 @@ func (c *Coordinator) logf(format string, args ...any) {
 	}
 }
 
-// NewCoordinator connects to ZooKeeper.
-func NewCoordinator(o Options) (*Coordinator, error) {
+// New checks the options and connects to ZooKeeper.
+func New(o Options) (*Coordinator, error) {
 	if o.Root == "" {
-		o.Root = DefaultRoot
+		o.Root = fleet.DefaultRoot
 	}
-	if err := CheckRoot(o.Root); err != nil {
+	if err := fleet.CheckRoot(o.Root); err != nil {
 		return nil, err
 	}
 	if o.Wait == 0 {
@@ -84,390 +130,71 @@ func NewCoordinator(o Options) (*Coordinator, error) {
 		o.Interval = DefaultInterval
 	}
 	if o.MinAgents == 0 {
-		o.MinAgents = o.Agents
+		o.MinAgents = 1
 	}
 	if o.SessionTimeout == 0 {
-		o.SessionTimeout = DefaultSessionTimeout
+		o.SessionTimeout = fleet.DefaultSessionTimeout
 	}
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 5 * time.Second
 	}
+	host, _ := os.Hostname()
 	if o.Name == "" {
-		h, _ := os.Hostname()
-		o.Name = fmt.Sprintf("%s-%d", h, os.Getpid())
+		o.Name = fmt.Sprintf("coord-%d", os.Getpid())
+	}
+	if err := fleet.CheckName("coordinator name", o.Name); err != nil {
+		return nil, err
 	}
 	if o.Plan != nil && (o.Agents < 1 || o.MinAgents < 1 || o.MinAgents > o.Agents) {
 		return nil, fmt.Errorf("coord: want --agents >= 1 and 1 <= --min-agents <= --agents, got %d and %d", o.Agents, o.MinAgents)
 	}
-	conn, _, err := Dial(o.ZK, o.SessionTimeout, o.DialTimeout, nil)
+	s, err := fleet.Dial(fleet.DialOptions{Hosts: o.ZK, SessionTimeout: o.SessionTimeout, Timeout: o.DialTimeout, Auth: o.Auth})
 	if err != nil {
 		return nil, err
 	}
-	return &Coordinator{o: o, p: paths{o.Root}, conn: conn}, nil
+	return &Coordinator{o: o, p: fleet.Paths{Root: o.Root}, s: s, host: fleet.Clean(host, 255)}, nil
 }
 
 // Close ends the session (and so the leadership).
-func (c *Coordinator) Close() { c.conn.Close() }
+func (c *Coordinator) Close() { c.s.Close() }
 
-// Run becomes the leader (waiting as standby if asked), then either takes
-// over the running test or starts the plan, and returns its report.
-//
-// A standby without a plan that finds itself leading with no test to take
-// over steps aside (a coordinator with a plan could not start while it
-// led), waits for a test to start, and joins the election again, behind
-// the coordinator that runs it.
+// Run leads (or waits as standby), then runs the plan or takes over the
+// running test, and returns its report. The report is returned whenever
+// there is one, with the error saying why the test did not complete
+// (report.Outcome says it in words).
 func (c *Coordinator) Run(ctx context.Context) (*report.Report, error) {
-	for {
-		if err := c.lead(ctx); err != nil {
-			c.cleanup()
-			return nil, err
-		}
-		if id, st := c.runningTest(); st != nil {
-			c.logf("taking over test %s", id)
-			return c.monitor(ctx, st, true)
-		}
-		if c.o.Plan != nil {
-			break
-		}
-		c.cleanup()
+	if c.o.Plan == nil {
 		if !c.o.Standby {
-			return nil, fmt.Errorf("%w to take over under %s", ErrNoTest, c.o.Root)
+			return nil, fmt.Errorf("%w to take over under %s (give a plan, or --standby)", ErrNoTest, c.o.Root)
 		}
-		c.logf("no test is running under %s; standing by until one starts", c.o.Root)
-		if err := c.awaitTest(ctx); err != nil {
-			return nil, err
-		}
+		return c.standby(ctx)
 	}
-	st, err := c.start(ctx)
+	if err := c.leadNow(); err != nil {
+		c.cleanup()
+		return nil, err
+	}
+	if err := c.clearStale(ctx); err != nil {
+		c.cleanup()
+		return nil, err
+	}
+	m, err := c.start(ctx)
 	if err != nil {
 		c.cleanup()
 		return nil, err
 	}
-	return c.monitor(ctx, st, false)
-}
-
-// lead joins the election and returns once this coordinator leads.
-func (c *Coordinator) lead(ctx context.Context) error {
-	made, err := ensureMade(c.conn, c.p.election())
-	c.dirs = append(c.dirs, made...)
-	if err != nil {
-		return err
-	}
-	var me string
-	err = retry(10*time.Second, func() (err error) {
-		me, err = c.conn.Create(c.p.election()+"/c-", []byte(c.o.Name), zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll))
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("coord: cannot join the election: %w", err)
-	}
-	me = me[strings.LastIndex(me, "/")+1:]
-	c.me = me
-	for {
-		kids, _, err := c.conn.Children(c.p.election())
-		if err != nil {
-			return fmt.Errorf("coord: election: %w", err)
-		}
-		sort.Strings(kids)
-		pred := ""
-		for _, k := range kids {
-			if k < me {
-				pred = k
-			}
-		}
-		if pred == "" {
-			c.logf("leading (%s)", me)
-			return nil
-		}
-		if !c.o.Standby {
-			name, _, _ := c.conn.Get(c.p.election() + "/" + kids[0])
-			_ = c.conn.Delete(c.p.election()+"/"+me, -1)
-			return fmt.Errorf("coord: another coordinator (%s) is active under %s; use --standby to wait for it", name, c.o.Root)
-		}
-		// Watch only the predecessor: no herd when the leader goes.
-		ok, _, ch, err := c.conn.ExistsW(c.p.election() + "/" + pred)
-		if err != nil {
-			return fmt.Errorf("coord: election: %w", err)
-		}
-		if !ok {
-			continue
-		}
-		c.logf("standing by behind %s", pred)
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// awaitTest returns once a test is running under the root.
-func (c *Coordinator) awaitTest(ctx context.Context) error {
-	for {
-		if _, st := c.runningTest(); st != nil {
-			return nil
-		}
-		// The watch fires when /current is created, changed or deleted;
-		// the timer covers a watch lost with the connection.
-		var ch <-chan zk.Event
-		if _, _, w, err := c.conn.ExistsW(c.p.current()); err == nil {
-			ch = w
-		}
-		select {
-		case <-ch:
-		case <-time.After(time.Second):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// runningTest returns the test /current names, if it is not done.
-func (c *Coordinator) runningTest() (string, *TestState) {
-	data, _, err := c.conn.Get(c.p.current())
-	if err != nil || len(data) == 0 {
-		return "", nil
-	}
-	id := string(data)
-	b, _, err := c.conn.Get(c.p.test(id))
-	if err != nil {
-		return "", nil
-	}
-	var st TestState
-	if json.Unmarshal(b, &st) != nil || st.Phase == "done" {
-		return "", nil
-	}
-	return id, &st
-}
-
-func (c *Coordinator) create(path string, data []byte) error {
-	err := retry(5*time.Second, func() error {
-		_, err := c.conn.Create(path, data, 0, zk.WorldACL(zk.PermAll))
-		return err
-	})
-	if err == nil {
-		c.created = append(c.created, path)
-	}
-	return err
+	return m.run(ctx)
 }
 
 // cleanup removes what a failed start created, newest first, and the
-// parent nodes it created if nothing else uses them (the election node
-// is ephemeral; it is removed first so its parent can go).
+// parents it created if nothing else uses them.
 func (c *Coordinator) cleanup() {
-	for i := len(c.created) - 1; i >= 0; i-- {
-		_ = deleteTree(c.conn, c.created[i])
+	for i := len(c.made) - 1; i >= 0; i-- {
+		_ = c.s.DeleteTree(c.made[i])
 	}
-	c.created = nil
-	if c.me != "" {
-		_ = c.conn.Delete(c.p.election()+"/"+c.me, -1)
-		c.me = ""
-	}
+	c.made = nil
+	c.leave()
 	for i := len(c.dirs) - 1; i >= 0; i-- {
-		_ = c.conn.Delete(c.dirs[i], -1) // fails, harmlessly, when not empty
+		_ = c.s.Conn.Delete(c.dirs[i], -1) // fails, harmlessly, when not empty
 	}
 	c.dirs = nil
-}
-
-type agentEntry struct {
-	id   string
-	info AgentInfo
-}
-
-func (c *Coordinator) listAgents() ([]agentEntry, error) {
-	kids, _, err := c.conn.Children(c.p.agents())
-	if errors.Is(err, zk.ErrNoNode) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(kids)
-	var out []agentEntry
-	for _, k := range kids {
-		b, _, err := c.conn.Get(c.p.agent(k))
-		if err != nil {
-			continue
-		}
-		var info AgentInfo
-		if json.Unmarshal(b, &info) != nil {
-			continue
-		}
-		out = append(out, agentEntry{k, info})
-	}
-	return out, nil
-}
-
-// start waits for the agents, assigns budgets, collects acknowledgements
-// and sets the barrier.
-func (c *Coordinator) start(ctx context.Context) (*TestState, error) {
-	// The root must exist for agents to have registered; creating the
-	// parents here would leave nodes behind under a mistyped root.
-	deadline := time.Now().Add(c.o.Wait)
-	var agents []agentEntry
-	for {
-		all, err := c.listAgents()
-		if err != nil {
-			return nil, fmt.Errorf("coord: cannot list agents under %s: %w", c.p.agents(), err)
-		}
-		// Agents that already run a test are busy.
-		agents = agents[:0]
-		for _, a := range all {
-			if b, _, err := c.conn.Get(c.p.assign(a.id)); err == nil && len(b) > 0 {
-				var asg Assignment
-				if json.Unmarshal(b, &asg) == nil {
-					if _, st := c.testState(asg.Test); st != nil && st.Phase != "done" {
-						continue
-					}
-				}
-			}
-			agents = append(agents, a)
-		}
-		if len(agents) >= c.o.Agents {
-			agents = agents[:c.o.Agents]
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%w: %d of %d agents registered under %s within %s", ErrTooFewAgents,
-				len(agents), c.o.Agents, c.p.agents(), c.o.Wait)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	plan := c.o.Plan
-	st := &TestState{
-		ID:   "t" + strconv.FormatInt(time.Now().UnixMilli(), 10),
-		Plan: *plan, Interval: c.o.Interval, Phase: "assigned", Version: 1, MinAgent: c.o.MinAgents,
-		Schedule: plan.Schedule(), Rate: plan.Rate, Connections: plan.Connections,
-	}
-	for _, a := range agents {
-		st.Agents = append(st.Agents, a.id)
-		st.Names = append(st.Names, a.info.Name)
-		st.Hosts = append(st.Hosts, a.info.Host)
-		st.Cores = append(st.Cores, a.info.Cores)
-	}
-	for _, p := range []string{c.p.tests(), c.p.assigns()} {
-		made, err := ensureMade(c.conn, p)
-		c.dirs = append(c.dirs, made...)
-		if err != nil {
-			return nil, err
-		}
-	}
-	b, _ := json.Marshal(st)
-	if err := c.create(c.p.test(st.ID), b); err != nil {
-		return nil, fmt.Errorf("coord: cannot create test %s: %w", st.ID, err)
-	}
-	cfg, _ := json.Marshal(LiveConfig{Rate: plan.Rate, Connections: plan.Connections, Reason: "plan", SetAt: time.Now().UnixNano()})
-	for _, p := range []struct {
-		path string
-		data []byte
-	}{{c.p.config(st.ID), cfg}, {c.p.acks(st.ID), nil}, {c.p.snaps(st.ID), nil}, {c.p.results(st.ID), nil}, {c.p.applieds(st.ID), nil}} {
-		if err := retry(5*time.Second, func() error {
-			_, err := c.conn.Create(p.path, p.data, 0, zk.WorldACL(zk.PermAll))
-			return err
-		}); err != nil {
-			return nil, fmt.Errorf("coord: cannot create %s: %w", p.path, err)
-		}
-	}
-	budgets := Budgets(plan.Schedule(), plan.Rate, plan.Connections, st.Cores)
-	for i, id := range st.Agents {
-		asg := Assignment{Test: st.ID, Version: st.Version, Plan: *plan, Budget: budgets[i], Interval: c.o.Interval}
-		ab, _ := json.Marshal(asg)
-		if err := retry(5*time.Second, func() error { return setOrCreate(c.conn, c.p.assign(id), ab) }); err != nil {
-			return nil, fmt.Errorf("coord: cannot assign agent %s: %w", id, err)
-		}
-		c.created = append(c.created, c.p.assign(id))
-	}
-	c.logf("test %s: assigned %d agents, waiting for them to connect", st.ID, len(st.Agents))
-	if err := c.waitAcks(ctx, st, st.Version, AckTimeout+plan.ConnectTimeout.D()); err != nil {
-		return nil, err
-	}
-	startAt := time.Now().Add(StartLead)
-	st.StartAt = startAt.UnixNano()
-	st.Phase = "running"
-	if err := c.saveState(st); err != nil {
-		return nil, err
-	}
-	bb, _ := json.Marshal(st.StartAt)
-	if err := c.create(c.p.barrier(st.ID), bb); err != nil {
-		return nil, fmt.Errorf("coord: cannot set the start barrier: %w", err)
-	}
-	if err := retry(5*time.Second, func() error { return setOrCreate(c.conn, c.p.current(), []byte(st.ID)) }); err != nil {
-		return nil, err
-	}
-	c.created = nil // the test runs: from here on it is reported, not withdrawn
-	c.logf("test %s: all agents ready; starting at %s", st.ID, startAt.Format("15:04:05.000"))
-	return st, nil
-}
-
-func (c *Coordinator) testState(id string) (int32, *TestState) {
-	b, stat, err := c.conn.Get(c.p.test(id))
-	if err != nil {
-		return 0, nil
-	}
-	var st TestState
-	if json.Unmarshal(b, &st) != nil {
-		return 0, nil
-	}
-	return stat.Version, &st
-}
-
-func (c *Coordinator) saveState(st *TestState) error {
-	b, _ := json.Marshal(st)
-	return retry(5*time.Second, func() error {
-		_, err := c.conn.Set(c.p.test(st.ID), b, -1)
-		return err
-	})
-}
-
-// waitAcks waits until every agent of the test acknowledged version v; an
-// agent that acknowledges -1 failed to prepare.
-func (c *Coordinator) waitAcks(ctx context.Context, st *TestState, v int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		missing := []string{}
-		for i, id := range st.Agents {
-			if st.isLost(id) {
-				continue
-			}
-			b, _, err := c.conn.Get(c.p.ack(st.ID, id))
-			var ack Ack
-			if err != nil || json.Unmarshal(b, &ack) != nil || ack.Version < v {
-				if ack.Version == -1 && err == nil {
-					return fmt.Errorf("coord: agent %s (%s) could not prepare the test (see its log)", st.Names[i], id)
-				}
-				missing = append(missing, st.Names[i])
-			}
-		}
-		if len(missing) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("coord: agents %s did not acknowledge within %s", strings.Join(missing, ", "), timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func (st *TestState) isLost(id string) bool {
-	for _, l := range st.Lost {
-		if l.Agent == id {
-			return true
-		}
-	}
-	return false
-}
-
-// intervals lists the snapshot intervals' ends of a schedule, as the
-// engine hands them off: every Interval and every step start.
-func intervals(segs []proto.Segment, interval time.Duration) []time.Duration {
-	s := schedule.New(segs)
-	return schedule.IntervalEnds(&s, interval)
 }

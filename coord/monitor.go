@@ -2,209 +2,266 @@ package coord
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/barrage-load/barrage/fleet"
+	"github.com/barrage-load/barrage/pipeline"
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
-	"github.com/barrage-load/barrage/schedule"
 )
 
-// run is the coordinator's view of one running test.
-type run struct {
-	c     *Coordinator
-	st    *TestState
-	start time.Time
-	ends  []time.Duration
-	// eff is the schedule in force (the plan's, edited by live changes).
-	eff      []proto.Segment
-	rate     float64
-	conns    int
-	snaps    map[string]map[int]*proto.Stats // agent → seq → stats
-	read     map[string]bool                 // snapshot nodes read
-	sizes    []int                           // snapshot sizes in bytes
-	printed  int                             // last seq printed
+// monitor is the coordinator's view of one running test: its poll loop
+// reads snapshots, notices lost agents and live changes, and feeds the
+// pipeline.
+type monitor struct {
+	c        *Coordinator
+	st       *fleet.TestState
+	stVer    int32
+	takeover bool
+	from     string // the coordinator taken over from
+	start    time.Time
+	ends     []time.Duration
+	pipe     *pipeline.Pipeline
+	budgets  map[string]proto.Budget
 	cfgVer   int32
-	changes  []*change
-	budgets  map[string]Budget
-	firstErr error
+	// read holds the snapshot nodes folded (or refused) and not yet
+	// deleted by a checkpoint, with their interval.
+	read map[string]int
+	// merged holds closed intervals not yet checkpointed, encoded.
+	merged   map[int][]byte
+	lastCkpt int
+	nsnaps   int
+	bytes    int
+	maxBytes int
+	foreign  int
+	results  map[string]*fleet.AgentResult
+	// rebalance is set when a loss still waits for its rebalance.
+	rebalance bool
+	// changes lists change versions not yet confirmed by every agent.
+	changes []int
+	// stop says why the loop ends early, and err what Run returns.
+	stop string
+	err  error
 }
 
-// change is one live change whose propagation is being measured.
-type change struct {
-	version int
-	reason  string
-	setAt   time.Time
-	applied time.Duration // from set to the last agent applying it
-	done    bool
-	agents  int
+func newMonitor(c *Coordinator, st *fleet.TestState, stVer int32, takeover bool) *monitor {
+	m := &monitor{c: c, st: st, stVer: stVer, takeover: takeover, budgets: map[string]proto.Budget{},
+		read: map[string]int{}, merged: map[int][]byte{}, results: map[string]*fleet.AgentResult{}}
+	m.ends = intervalEnds(st.Schedule, st.Interval)
+	m.pipe = pipeline.New(m.pipeOptions())
+	for _, a := range st.Agents {
+		m.pipe.AddAgent(a.ID, a.Name, a.Host)
+	}
+	m.hook()
+	return m
 }
 
-func (r *run) alive() []int {
-	var out []int
-	for i, id := range r.st.Agents {
-		if !r.st.isLost(id) {
-			out = append(out, i)
+func (m *monitor) pipeOptions() pipeline.Options {
+	return pipeline.Options{Plan: &m.st.Plan, Schedule: m.st.Schedule, Ends: m.ends}
+}
+
+// hook connects the pipeline's consumers: progress lines, the
+// checkpoint's merged intervals, and the caller's own.
+func (m *monitor) hook() {
+	m.pipe.OnInterval(func(iv *proto.Stats, agents, of int) {
+		if w := m.c.o.Progress; w != nil {
+			progress(w, iv, m.pipe.Total(), agents, of)
+		}
+		b, err := proto.MarshalSnapshot(&proto.Snapshot{Stats: iv})
+		if err != nil {
+			panic("BUG: coord: cannot encode a merged interval: " + err.Error())
+		}
+		m.merged[iv.Seq] = b
+		if fn := m.c.o.OnInterval; fn != nil {
+			fn(iv, agents, of)
+		}
+	})
+}
+
+func (m *monitor) begin() { m.start = time.Unix(0, m.st.StartAt) }
+
+// since is the time since the test's start.
+func (m *monitor) since() time.Duration { return time.Since(m.start) }
+
+// alive lists the agents not declared lost.
+func (m *monitor) alive() []fleet.AgentRef {
+	var out []fleet.AgentRef
+	for _, a := range m.st.Agents {
+		if !m.st.IsLost(a.ID) {
+			out = append(out, a)
 		}
 	}
 	return out
 }
 
-// monitor follows a running test to its end and builds its report.
-func (c *Coordinator) monitor(ctx context.Context, st *TestState, takeover bool) (*report.Report, error) {
-	r := &run{
-		c: c, st: st, start: time.Unix(0, st.StartAt),
-		snaps: map[string]map[int]*proto.Stats{}, read: map[string]bool{}, printed: -1,
-		budgets: map[string]Budget{},
+func (m *monitor) aliveIDs() []string {
+	var out []string
+	for _, a := range m.alive() {
+		out = append(out, a.ID)
 	}
-	r.eff = st.Schedule
-	if len(r.eff) == 0 {
-		r.eff = st.Plan.Schedule()
+	return out
+}
+
+// fail records the first reason the test cannot go on.
+func (m *monitor) fail(stop string, err error) {
+	if m.err == nil {
+		m.stop, m.err = stop, err
+		m.c.logf("%s", stop)
 	}
-	r.ends = intervals(r.eff, st.Interval)
-	r.rate, r.conns = st.Rate, st.Connections
-	for _, id := range st.Agents {
-		r.snaps[id] = map[int]*proto.Stats{}
-		if b, _, err := c.conn.Get(c.p.assign(id)); err == nil {
-			var asg Assignment
-			if json.Unmarshal(b, &asg) == nil {
-				r.budgets[id] = asg.Budget
-			}
-		}
+}
+
+// write runs a fenced write and turns a lost leadership into the end of
+// this coordinator's part in the test.
+func (m *monitor) write(what string, err error) bool {
+	if err == nil {
+		return true
 	}
-	if _, stat, err := c.conn.Get(c.p.config(st.ID)); err == nil {
-		// A config written while no coordinator led is applied below.
-		r.cfgVer = stat.Version
-		if takeover && st.CfgVersion < stat.Version {
-			r.cfgVer = st.CfgVersion
-		}
+	if errors.Is(err, ErrSuperseded) {
+		m.fail("superseded: another coordinator leads test "+m.st.ID+" now; this one writes nothing more", err)
+		return false
 	}
-	end := r.start.Add(st.Plan.Duration.D())
-	tick := time.NewTicker(st.Interval / 4)
+	m.c.logf("cannot %s: %v", what, err)
+	return false
+}
+
+// saveState writes the test state with a compare-and-swap on its version.
+func (m *monitor) saveState() bool {
+	b := mustJSON(m.st)
+	err := m.c.fencedRetry(opSet(m.c.p.Test(m.st.ID), b, m.stVer))
+	if err == nil {
+		m.stVer++
+	}
+	return m.write("save the test state", err)
+}
+
+// run follows the test to its end and returns its report.
+func (m *monitor) run(ctx context.Context) (*report.Report, error) {
+	c := m.c
+	end := m.start.Add(m.st.Plan.Duration.D())
+	tick := time.NewTicker(m.st.Interval / 4)
 	defer tick.Stop()
-	for {
-		var cfgCh, agentsCh <-chan zk.Event
-		if _, _, ch, err := c.conn.GetW(c.p.config(st.ID)); err == nil {
-			cfgCh = ch
+	var cfgW, agW, stopW fleet.Watch
+	interrupted := false
+	for m.err == nil {
+		if c.s.IsExpired() {
+			m.fail(fmt.Sprintf("superseded: my ZooKeeper session expired at %.1fs (frozen or cut off past %s); a standby may lead test %s now, and this coordinator writes nothing more",
+				m.since().Seconds(), c.o.SessionTimeout, m.st.ID), ErrSuperseded)
+			break
 		}
-		if _, _, ch, err := c.conn.ChildrenW(c.p.agents()); err == nil {
-			agentsCh = ch
+		if d := c.s.Down(); d > c.o.SessionTimeout {
+			at := m.since() - d
+			m.fail(fmt.Sprintf("ZooKeeper lost at %.1fs; agents stop sending a session timeout after they lose it and keep their results (barrage report --state-dir DIR... rebuilds the whole test)", at.Seconds()),
+				fmt.Errorf("%w at %.1fs", ErrZooKeeperLost, at.Seconds()))
+			break
+		}
+		if data, _, err := stopW.Get(c.s.Conn, c.p.Stop(m.st.ID)); err == nil {
+			why := fleet.DecodeStopInfo(data).Reason
+			m.fail("stopped by the stop node: "+why, fmt.Errorf("%w: %s", ErrStopped, why))
+			break
+		}
+		m.readSnaps()
+		m.checkAgents(ctx, &agW)
+		if m.err != nil {
+			break
+		}
+		m.checkConfig(ctx, &cfgW)
+		if m.rebalance {
+			m.doRebalance(ctx)
+		}
+		m.checkApplied()
+		m.pipe.Close(m.aliveIDs(), false)
+		m.checkpoint(false)
+		if !time.Now().Before(end) {
+			break
 		}
 		select {
 		case <-ctx.Done():
-			// Interrupted: stop the agents, report what came.
-			c.logf("interrupted: stopping test %s", st.ID)
-			_, _ = c.conn.Create(c.p.stop(st.ID), nil, 0, zk.WorldACL(zk.PermAll))
-			end = time.Now()
+			interrupted = true
 		case <-tick.C:
-		case <-cfgCh:
-		case <-agentsCh:
+		case <-cfgW.C():
+			cfgW.Fired()
+		case <-agW.C():
+			agW.Fired()
+		case <-stopW.C():
+			stopW.Fired()
+		case <-c.s.Expired():
 		}
-		r.readSnaps()
-		r.checkAgents(ctx)
-		r.checkConfig(ctx)
-		r.checkApplied()
-		r.progress()
-		if time.Now().After(end) || r.stopped() {
+		if interrupted {
 			break
 		}
 	}
-	r.waitResults(ctx, end)
-	r.readSnaps()
-	rep := r.report()
-	st.Phase = "done"
-	_ = c.saveState(st)
-	// The test is reported: remove its state.
-	for _, id := range st.Agents {
-		_ = c.conn.Delete(c.p.assign(id), -1)
-	}
-	_ = deleteTree(c.conn, c.p.test(st.ID))
-	if b, _, err := c.conn.Get(c.p.current()); err == nil && string(b) == st.ID {
-		_ = c.conn.Delete(c.p.current(), -1)
-	}
-	return rep, r.firstErr
+	return m.finish(ctx, interrupted)
 }
 
-func (r *run) stopped() bool {
-	ok, _, _ := r.c.conn.Exists(r.c.p.stop(r.st.ID))
-	return ok
-}
-
-// readSnaps fetches the snapshots not yet read: one listing per call.
-func (r *run) readSnaps() {
-	c := r.c
-	kids, _, err := c.conn.Children(c.p.snaps(r.st.ID))
+// readSnaps folds the snapshots not yet read: one listing per call; the
+// nodes are deleted by the next checkpoint, so the listing stays short.
+func (m *monitor) readSnaps() {
+	c := m.c
+	kids, _, err := c.s.Conn.Children(c.p.Snaps(m.st.ID))
 	if err != nil {
 		return
 	}
 	for _, k := range kids {
-		if r.read[k] {
+		if _, done := m.read[k]; done {
 			continue
 		}
-		b, _, err := c.conn.Get(c.p.snaps(r.st.ID) + "/" + k)
+		agent, seq, ok := fleet.ParseSnapName(k)
+		if !ok || m.st.Agent(agent) < 0 {
+			m.read[k] = -1
+			m.foreign++
+			continue
+		}
+		b, _, err := c.s.Conn.Get(c.p.Snaps(m.st.ID) + "/" + k)
 		if err != nil {
 			continue
 		}
-		r.read[k] = true
+		m.read[k] = seq
 		sn, err := proto.UnmarshalSnapshot(b)
-		if err != nil {
-			c.logf("bad snapshot %s: %v", k, err)
+		if err != nil || sn.Agent != agent || sn.Stats.Seq != seq {
+			c.logf("refused snapshot %s: %v", k, errOr(err, "its content names another agent or interval"))
+			m.foreign++
 			continue
 		}
-		r.sizes = append(r.sizes, len(b))
-		m := r.snaps[sn.Agent]
-		if m == nil {
-			continue // not an agent of this test
+		m.nsnaps++
+		m.bytes += len(b)
+		m.maxBytes = max(m.maxBytes, len(b))
+		if l := m.lostAt(agent); l >= 0 && sn.Stats.End > l {
+			// Its budget went to the survivors: what it sent after it was
+			// declared lost is not part of the plan's load.
+			m.pipe.Discard(agent, sn.Stats)
+			continue
 		}
-		m[sn.Stats.Seq] = sn.Stats
+		m.pipe.Add(agent, sn.Stats)
 	}
 }
 
-// progress prints each interval once every agent still alive reported it.
-func (r *run) progress() {
-	for {
-		seq := r.printed + 1
-		if seq >= len(r.ends) {
-			return
-		}
-		merged := proto.NewStats(r.st.Plan.Open())
-		alive := 0
-		for _, i := range r.alive() {
-			s := r.snaps[r.st.Agents[i]][seq]
-			if s == nil {
-				return
-			}
-			merged.Merge(s)
-			alive++
-		}
-		r.printed = seq
-		if w := r.c.o.Progress; w != nil {
-			d := (merged.End - merged.Start).Seconds()
-			rps := 0.0
-			if d > 0 {
-				rps = float64(merged.Responses) / d
-			}
-			p99 := "-"
-			if merged.Latency.TotalCount() > 0 {
-				p99 = (time.Duration(merged.Latency.ValueAtQuantile(99)) * time.Microsecond).String()
-			}
-			fmt.Fprintf(w, "[%6.1fs] %10.0f req/s  p99 %-10s errors %d  agents %d/%d\n",
-				merged.End.Seconds(), rps, p99, merged.TotalErrors(), alive, len(r.st.Agents))
-		}
+func errOr(err error, s string) string {
+	if err != nil {
+		return err.Error()
 	}
+	return s
 }
 
-// checkAgents notices agents whose registration vanished and moves their
-// budget to the survivors, or stops the test when too few remain.
-func (r *run) checkAgents(ctx context.Context) {
-	c := r.c
-	kids, _, err := c.conn.Children(c.p.agents())
+// lostAt is when an agent was declared lost (from the start), or -1.
+func (m *monitor) lostAt(id string) time.Duration {
+	for _, l := range m.st.Lost {
+		if l.Agent == id {
+			return time.Duration(l.At * float64(time.Second))
+		}
+	}
+	return -1
+}
+
+// checkAgents notices agents whose registration vanished: their budget
+// moves to the survivors, or the test stops when fewer than --min-agents
+// remain.
+func (m *monitor) checkAgents(ctx context.Context, w *fleet.Watch) {
+	c := m.c
+	kids, err := w.Children(c.s.Conn, c.p.Agents())
 	if err != nil {
 		return
 	}
@@ -212,404 +269,45 @@ func (r *run) checkAgents(ctx context.Context) {
 	for _, k := range kids {
 		present[k] = true
 	}
-	lost := false
-	for i, id := range r.st.Agents {
-		if present[id] || r.st.isLost(id) {
+	var lost []fleet.LostAgent
+	for _, a := range m.st.Agents {
+		if present[a.ID] || m.st.IsLost(a.ID) || m.results[a.ID] != nil {
 			continue
 		}
-		// An agent that already delivered its result finished cleanly.
-		if ok, _, _ := c.conn.Exists(c.p.result(r.st.ID, id)); ok {
-			continue
+		// An agent that delivered its result finished cleanly.
+		if b, _, err := c.s.Conn.Get(c.p.Result(m.st.ID, a.ID)); err == nil {
+			if r, err := fleet.DecodeAgentResult(b); err == nil {
+				m.results[a.ID] = r
+				continue
+			}
 		}
-		at := time.Since(r.start).Seconds()
-		r.st.Lost = append(r.st.Lost, LostAgent{Agent: id, Name: r.st.Names[i], At: at})
-		c.logf("agent %s (%s) lost at %.1fs", r.st.Names[i], id, at)
-		lost = true
+		at := m.since().Seconds()
+		lost = append(lost, fleet.LostAgent{Agent: a.ID, Name: a.Name, At: at,
+			Why: "its registration vanished (session expired, process gone, or node deleted)"})
+		c.logf("agent %s (%s) lost at %.1fs", a.Name, a.ID, at)
 	}
-	if !lost {
+	if len(lost) == 0 {
 		return
 	}
-	if n := len(r.alive()); n < r.st.MinAgent {
-		c.logf("only %d agents left, fewer than --min-agents %d: stopping the test", n, r.st.MinAgent)
-		_ = c.saveState(r.st)
-		_, _ = c.conn.Create(c.p.stop(r.st.ID), nil, 0, zk.WorldACL(zk.PermAll))
-		r.firstErr = fmt.Errorf("%w: %d agents left of %d, --min-agents is %d; test stopped early",
-			ErrTooFewAgents, n, len(r.st.Agents), r.st.MinAgent)
+	m.st.Lost = append(m.st.Lost, lost...)
+	if !m.saveState() {
 		return
 	}
-	if err := r.apply(ctx, "rebalance after agent loss", time.Now()); err != nil {
-		c.logf("rebalance: %v", err)
-	}
-}
-
-// checkConfig applies a config written by `barrage set`.
-func (r *run) checkConfig(ctx context.Context) {
-	c := r.c
-	b, stat, err := c.conn.Get(c.p.config(r.st.ID))
-	if err != nil || stat.Version <= r.cfgVer {
+	if n := len(m.alive()); n < m.st.MinAgents {
+		why := fmt.Sprintf("only %d agents left, fewer than --min-agents %d", n, m.st.MinAgents)
+		m.writeStop("too few agents: " + why)
+		m.fail("stopping the test: "+why, fmt.Errorf("%w: %s", ErrTooFewAgents, why))
 		return
 	}
-	r.cfgVer = stat.Version
-	var cfg LiveConfig
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		c.logf("bad live config: %v", err)
-		return
-	}
-	at := time.Since(r.start)
-	s := schedule.New(r.eff)
-	if cfg.Rate != r.rate && r.st.Plan.Open() {
-		s = s.WithRate(at, cfg.Rate)
-		r.rate = cfg.Rate
-	}
-	if cfg.Connections > 0 && cfg.Connections != r.conns {
-		s = s.WithConnections(at, cfg.Connections)
-		r.conns = cfg.Connections
-	}
-	r.eff = s.Segments()
-	if err := r.apply(ctx, "set", time.Unix(0, cfg.SetAt)); err != nil {
-		c.logf("live change: %v", err)
-	}
+	m.rebalance = true
 }
 
-// apply pushes the schedule in force to the agents alive: new budgets,
-// acknowledged, then activated (two phases, so all switch together).
-func (r *run) apply(ctx context.Context, reason string, setAt time.Time) error {
-	c, st := r.c, r.st
-	alive := r.alive()
-	cores := make([]int, len(alive))
-	for j, i := range alive {
-		cores[j] = st.Cores[i]
+// writeStop creates the stop node, so every agent stops now.
+func (m *monitor) writeStop(why string) {
+	b := mustJSON(fleet.StopInfo{Reason: why, At: time.Now().UnixNano()})
+	err := m.c.fenced(m.c.opCreate(m.c.p.Stop(m.st.ID), b))
+	if errors.Is(err, zk.ErrNodeExists) {
+		err = nil
 	}
-	conns := r.conns
-	if len(alive) > conns {
-		conns = len(alive)
-	}
-	budgets := Budgets(r.eff, r.rate, conns, cores)
-	st.Version++
-	st.Schedule, st.Rate, st.Connections, st.CfgVersion = r.eff, r.rate, r.conns, r.cfgVer
-	v := st.Version
-	for j, i := range alive {
-		id := st.Agents[i]
-		asg := Assignment{Test: st.ID, Version: v, Plan: st.Plan, Budget: budgets[j], Interval: st.Interval}
-		b, _ := json.Marshal(asg)
-		if err := retry(5*time.Second, func() error { return setOrCreate(c.conn, c.p.assign(id), b) }); err != nil {
-			return err
-		}
-		r.budgets[id] = budgets[j]
-	}
-	_ = c.saveState(st)
-	if err := c.waitAcks(ctx, st, v, 5*time.Second); err != nil {
-		return err
-	}
-	act, _ := json.Marshal(Ack{Version: v, At: time.Now().UnixNano()})
-	if err := retry(5*time.Second, func() error { return setOrCreate(c.conn, c.p.active(st.ID), act) }); err != nil {
-		return err
-	}
-	r.changes = append(r.changes, &change{version: v, reason: reason, setAt: setAt, agents: len(alive)})
-	c.logf("change %d (%s): %d agents prepared, activated", v, reason, len(alive))
-	return nil
-}
-
-// checkApplied measures when every agent applied each change.
-func (r *run) checkApplied() {
-	for _, ch := range r.changes {
-		if ch.done {
-			continue
-		}
-		var last time.Time
-		all := true
-		for _, i := range r.alive() {
-			b, _, err := r.c.conn.Get(r.c.p.applied(r.st.ID, r.st.Agents[i]))
-			var a Ack
-			if err != nil || json.Unmarshal(b, &a) != nil || a.Version < ch.version {
-				all = false
-				break
-			}
-			if t := time.Unix(0, a.At); t.After(last) {
-				last = t
-			}
-		}
-		if all {
-			ch.done = true
-			ch.applied = last.Sub(ch.setAt)
-			r.c.logf("change %d (%s) applied by all agents %.1f ms after it was asked for", ch.version, ch.reason,
-				float64(ch.applied)/1e6)
-		}
-	}
-}
-
-// waitResults waits for every live agent's final result, at most
-// ResultGrace past the end.
-func (r *run) waitResults(ctx context.Context, end time.Time) {
-	deadline := end.Add(ResultGrace)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		missing := 0
-		for _, i := range r.alive() {
-			if ok, _, _ := r.c.conn.Exists(r.c.p.result(r.st.ID, r.st.Agents[i])); !ok {
-				missing++
-			}
-		}
-		if missing == 0 {
-			return
-		}
-		r.checkAgents(ctx)
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// report merges every agent's snapshots, interval by interval, and adds
-// the per-agent rows with their coverage.
-func (r *run) report() *report.Report {
-	st := r.st
-	open := st.Plan.Open()
-	agg := report.NewAggregator(st.Plan.TargetURL, r.eff, st.Plan.Pipeline, open)
-	maxSeq := -1
-	for _, m := range r.snaps {
-		for seq := range m {
-			maxSeq = max(maxSeq, seq)
-		}
-	}
-	var elapsed time.Duration
-	for seq := 0; seq <= maxSeq; seq++ {
-		merged := proto.NewStats(open)
-		n := 0
-		for _, id := range st.Agents {
-			if s := r.snaps[id][seq]; s != nil {
-				agg.AddDropped(merged.Merge(s))
-				merged.Seq, merged.Step = s.Seq, s.Step
-				n++
-			}
-		}
-		if n == 0 {
-			continue
-		}
-		agg.Add(merged)
-		elapsed = max(elapsed, merged.End)
-	}
-	var lostNames []string
-	for _, l := range st.Lost {
-		lostNames = append(lostNames, fmt.Sprintf("%s at %.1fs", l.Name, l.At))
-		total := proto.NewStats(open)
-		for _, s := range r.snaps[l.Agent] {
-			total.Merge(s)
-		}
-		if acc := total.Responses + total.Failed() + total.Unfinished; total.Sent > acc {
-			agg.AddLostInFlight(total.Sent - acc)
-		}
-	}
-	if len(lostNames) > 0 {
-		agg.Degraded("agents lost (" + strings.Join(lostNames, ", ") + ") until their budget moved to the survivors")
-	}
-	rep := agg.Report(elapsed)
-	var firsts []int64
-	for i, id := range st.Agents {
-		row := report.Agent{Name: st.Names[i], Host: st.Hosts[i], Status: "ok"}
-		if b, ok := r.budgets[id]; ok {
-			row.Budget = strings.TrimSpace(describeBudget(b, open))
-		}
-		total := proto.NewStats(open)
-		var got []int
-		var end time.Duration
-		for seq, s := range r.snaps[id] {
-			total.Merge(s)
-			got = append(got, seq)
-			end = max(end, s.End)
-		}
-		sort.Ints(got)
-		row.Requests, row.Errors, row.LoopBusy = total.Responses, total.TotalErrors(), total.LoopBusy()
-		rep.JudgeAgent(row.Name, total)
-		if end > 0 {
-			row.RPS = float64(total.Responses) / end.Seconds()
-		}
-		if total.Latency.TotalCount() > 0 {
-			row.P99 = total.Latency.ValueAtQuantile(99)
-		}
-		expectUntil := elapsed
-		for _, l := range st.Lost {
-			if l.Agent == id {
-				row.Lost, row.LostAt = true, l.At
-				// It died at most one session timeout before it was seen
-				// to: the intervals ending before that were owed.
-				// Any gap before its last snapshot is owed too.
-				expectUntil = max(end, time.Duration((l.At)*float64(time.Second))-r.c.o.SessionTimeout-st.Interval)
-				row.Status = fmt.Sprintf("LOST at %.1fs (last snapshot ends %.1fs)", l.At, end.Seconds())
-			}
-		}
-		have := map[int]bool{}
-		for _, s := range got {
-			have[s] = true
-		}
-		for seq, e := range r.ends {
-			if e <= expectUntil || (!row.Lost && e <= elapsed) {
-				row.Expected++
-				if !have[seq] {
-					row.Missing = append(row.Missing, seq)
-				}
-			}
-		}
-		row.Received = len(got)
-		if b, _, err := r.c.conn.Get(r.c.p.result(st.ID, id)); err == nil {
-			var res AgentResult
-			if json.Unmarshal(b, &res) == nil {
-				if res.FirstSend > 0 {
-					firsts = append(firsts, res.FirstSend)
-				}
-				if res.Detached {
-					row.Status = "finished alone (lost ZooKeeper)"
-				}
-				if res.Error != "" {
-					row.Status = "failed: " + res.Error
-				}
-			}
-		} else if !row.Lost {
-			row.Status = "no final result"
-		}
-		if len(row.Missing) > 0 {
-			row.Notes = append(row.Notes, fmt.Sprintf("missing intervals %v", row.Missing))
-			row.Status += fmt.Sprintf(", %d intervals missing", len(row.Missing))
-		}
-		rep.Agents = append(rep.Agents, row)
-	}
-	if len(firsts) > 1 {
-		sort.Slice(firsts, func(i, j int) bool { return firsts[i] < firsts[j] })
-		rep.StartSkewMS = float64(firsts[len(firsts)-1]-firsts[0]) / 1e6
-	}
-	for _, l := range st.Lost {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("agent %s was lost at %.1fs; its budget moved to the %d survivors and its published snapshots are included",
-			l.Name, l.At, len(r.alive())))
-	}
-	for _, ch := range r.changes {
-		if ch.done {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("live change %d (%s) reached all %d agents %.1f ms after it was asked for",
-				ch.version, ch.reason, ch.agents, float64(ch.applied)/1e6))
-		} else {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("live change %d (%s) was not confirmed by every agent", ch.version, ch.reason))
-		}
-	}
-	if len(r.sizes) > 0 {
-		sum, mx := 0, 0
-		for _, s := range r.sizes {
-			sum += s
-			mx = max(mx, s)
-		}
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%d snapshots read, %.0f bytes on average, %d at most", len(r.sizes), float64(sum)/float64(len(r.sizes)), mx))
-	}
-	return rep
-}
-
-// SetOptions describe a live change.
-type SetOptions struct {
-	ZK, Root    string
-	Test        string // default: the running test
-	Rate        float64
-	Connections int
-	// Wait is how long to wait for the agents to apply it (0: don't).
-	Wait time.Duration
-}
-
-// SetResult tells what a live change did.
-type SetResult struct {
-	Test    string
-	Version int32
-	// Applied is how long after the write every agent applied it (zero if
-	// not waited for or not confirmed).
-	Applied time.Duration
-	Agents  int
-}
-
-// Set writes a new live config for a running test with a compare-and-swap
-// on the config znode's version, then waits for the agents to apply it.
-func Set(ctx context.Context, o SetOptions) (*SetResult, error) {
-	if o.Root == "" {
-		o.Root = DefaultRoot
-	}
-	if err := CheckRoot(o.Root); err != nil {
-		return nil, err
-	}
-	conn, _, err := Dial(o.ZK, DefaultSessionTimeout, 10*time.Second, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	p := paths{o.Root}
-	test := o.Test
-	if test == "" {
-		b, _, err := conn.Get(p.current())
-		if err != nil || len(b) == 0 {
-			return nil, fmt.Errorf("%w under %s", ErrNoTest, o.Root)
-		}
-		test = string(b)
-	}
-	b, stat, err := conn.Get(p.config(test))
-	if errors.Is(err, zk.ErrNoNode) {
-		return nil, fmt.Errorf("%w: test %q under %s", ErrNoTest, test, o.Root)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("coord: cannot read the config of test %s: %w", test, err)
-	}
-	var cfg LiveConfig
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, fmt.Errorf("coord: bad config of test %s: %w", test, err)
-	}
-	if o.Rate >= 0 {
-		cfg.Rate = o.Rate
-	}
-	if o.Connections > 0 {
-		cfg.Connections = o.Connections
-	}
-	cfg.Reason = "set"
-	cfg.SetAt = time.Now().UnixNano()
-	nb, _ := json.Marshal(cfg)
-	ns, err := conn.Set(p.config(test), nb, stat.Version)
-	if errors.Is(err, zk.ErrBadVersion) {
-		return nil, fmt.Errorf("%w (test %s); read it again and retry", ErrConflict, test)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("coord: cannot write the config of test %s: %w", test, err)
-	}
-	res := &SetResult{Test: test, Version: ns.Version}
-	if o.Wait <= 0 {
-		return res, nil
-	}
-	// The coordinator turns the config into a numbered change; wait for
-	// /active to move past the version it had, then for every applied node.
-	deadline := time.Now().Add(o.Wait)
-	startVer := -1
-	if b, _, err := conn.Get(p.active(test)); err == nil {
-		var a Ack
-		if json.Unmarshal(b, &a) == nil {
-			startVer = a.Version
-		}
-	}
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		b, _, err := conn.Get(p.active(test))
-		var a Ack
-		if err == nil && json.Unmarshal(b, &a) == nil && a.Version > startVer {
-			kids, _, err := conn.Children(p.applieds(test))
-			if err == nil {
-				var last int64
-				n := 0
-				for _, k := range kids {
-					ab, _, err := conn.Get(p.applieds(test) + "/" + k)
-					var ack Ack
-					if err == nil && json.Unmarshal(ab, &ack) == nil && ack.Version >= a.Version {
-						n++
-						last = max(last, ack.At)
-					}
-				}
-				tb, _, err := conn.Get(p.test(test))
-				var st TestState
-				if err == nil && json.Unmarshal(tb, &st) == nil {
-					want := len(st.Agents) - len(st.Lost)
-					if n >= want && n > 0 {
-						res.Agents = n
-						res.Applied = time.Duration(last - cfg.SetAt)
-						return res, nil
-					}
-				}
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return res, nil
+	m.write("create the stop node", err)
 }

@@ -71,6 +71,12 @@ type Options struct {
 	// the loops, in order, on one goroutine. It must not keep s past the
 	// call unless it clones it.
 	OnInterval func(s *proto.Stats)
+	// Phase offsets this engine's arrivals by that fraction of its own
+	// inter-arrival gap, in [0, 1) (agents interleave).
+	Phase float64
+	// Lease, when set, makes the engine send only while Renew has extended
+	// its lease into the future.
+	Lease bool
 }
 
 func (o *Options) normalize() error {

@@ -8,22 +8,44 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/barrage-load/barrage/coord"
+	"github.com/barrage-load/barrage/agent"
 	"github.com/barrage-load/barrage/engine"
+	"github.com/barrage-load/barrage/fleet"
+	"github.com/barrage-load/barrage/proto"
 )
 
 const agentAbout = `Registers with ZooKeeper as a load agent and runs the tests a coordinator
-assigns to it, publishing one snapshot per interval. If ZooKeeper goes away
-mid-test the agent finishes its plan alone and keeps its result on disk.
-Stops on SIGINT/SIGTERM.`
+assigns to it, publishing one snapshot per interval and keeping every
+snapshot in --state-dir (barrage report --state-dir rebuilds a test from them).
+
+Every assignment is checked as a plan file is, then against this agent's own
+caps (--max-rate, --max-connections) and target allowlist (--allow-target;
+loopback only without it): an agent never trusts what it reads in ZooKeeper.
+A refusal reaches the coordinator at once, with the reason.
+
+Fencing: the agent sends only while ZooKeeper confirms its session, at least
+once per session timeout. Cut off longer (frozen, partitioned, ZooKeeper
+down), it stops sending; if its session expired or its registration vanished
+meanwhile, it abandons the test (the coordinator has given its budget to the
+survivors) and registers again.
+
+Without --zk-auth anyone who can reach ZooKeeper can aim this agent at any
+target its allowlist permits: give --zk-auth FILE (a file holding
+user:password) to every agent, coordinator and set.
+
+Stops within 2 s on SIGINT/SIGTERM (exit 0).`
 
 func cmdAgent(args []string) int {
 	fs := newFlagSet("agent", "--zk HOSTS [flags]", agentAbout)
 	zkHosts := fs.String("zk", "", "ZooKeeper servers, host:port[,host:port...] (required)")
-	root := fs.String("zk-root", coord.DefaultRoot, "znode under which barrage keeps its state")
+	root := fs.String("zk-root", fleet.DefaultRoot, "znode under which barrage keeps its state")
+	zkAuth := fs.String("zk-auth", "", "file holding \"user:password\" for ZooKeeper digest auth; every node gets an ACL for that identity alone")
 	name := fs.String("name", "", "agent name shown in reports (default HOSTNAME-PID)")
 	cores := fs.Int("cores", 0, "event loops, one per CPU of the allowed set (0 = all)")
-	stateDir := fs.String("state-dir", "", "where a run finished without ZooKeeper keeps its result (default $TMPDIR/barrage-agent)")
+	stateDir := fs.String("state-dir", "", "where every test's snapshots and result are kept (default $TMPDIR/barrage-agent)")
+	maxRate := fs.Float64("max-rate", proto.DefaultAgentMaxRate, "the highest rate (req/s) this agent accepts in a budget")
+	maxConns := fs.Int("max-connections", proto.DefaultAgentMaxConnections, "the most connections this agent accepts in a budget")
+	allow := fs.StringArray("allow-target", nil, "targets this agent may load: host, IP or CIDR, each with an optional :port; repeatable or comma-separated (default: loopback only)")
 	quiet := fs.BoolP("quiet", "q", false, "no event log on stderr")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -35,6 +57,20 @@ func cmdAgent(args []string) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "barrage agent: unexpected arguments %v\n", fs.Args())
 		return exitBadInput
+	}
+	caps := proto.Caps{MaxRate: *maxRate, MaxConnections: *maxConns}
+	if err := checkCaps(caps); err != nil {
+		fmt.Fprintf(os.Stderr, "barrage agent: %v\n", err)
+		return exitBadInput
+	}
+	al, err := agent.ParseAllowlist(*allow)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "barrage agent: %v\n", err)
+		return exitBadInput
+	}
+	auth, code := readZKAuth("agent", *zkAuth)
+	if code >= 0 {
+		return code
 	}
 	cpus, err := engine.AllowedCPUs()
 	if err != nil {
@@ -48,19 +84,22 @@ func cmdAgent(args []string) int {
 	if *cores > 0 {
 		cpus = cpus[:*cores]
 	}
-	o := coord.AgentOptions{ZK: *zkHosts, Root: *root, Name: *name, CPUs: cpus, StateDir: *stateDir}
+	o := agent.Options{ZK: *zkHosts, Root: *root, Name: *name, CPUs: cpus, StateDir: *stateDir, Auth: auth, Caps: caps, Allow: al}
 	if !*quiet {
 		o.Log = os.Stderr
 	}
-	a, err := coord.NewAgent(o)
+	a, err := agent.New(o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "barrage agent: %v\n", err)
-		if errors.Is(err, coord.ErrBadRoot) {
+		if errors.Is(err, fleet.ErrBadRoot) || errors.Is(err, fleet.ErrBadName) {
 			return exitBadInput
 		}
 		return exitNoStart
 	}
 	defer a.Close()
+	if auth == nil {
+		warnOpen("agent")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := a.Run(ctx); err != nil {
@@ -68,4 +107,33 @@ func cmdAgent(args []string) int {
 		return exitNoStart
 	}
 	return exitOK
+}
+
+// checkCaps checks --max-rate and --max-connections.
+func checkCaps(c proto.Caps) error {
+	if !(c.MaxRate > 0 && c.MaxRate <= proto.MaxRate) {
+		return fmt.Errorf("--max-rate %g is not in (0, %g]", c.MaxRate, float64(proto.MaxRate))
+	}
+	if c.MaxConnections < 1 || c.MaxConnections > proto.MaxConnections {
+		return fmt.Errorf("--max-connections %d is not in [1, %d]", c.MaxConnections, proto.MaxConnections)
+	}
+	return nil
+}
+
+// readZKAuth reads --zk-auth.
+func readZKAuth(cmd, path string) (*fleet.Auth, int) {
+	if path == "" {
+		return nil, -1
+	}
+	a, err := fleet.ReadAuthFile(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "barrage %s: %v\n", cmd, err)
+		return nil, exitBadInput
+	}
+	return a, -1
+}
+
+// warnOpen says once that ZooKeeper is open to anyone.
+func warnOpen(cmd string) {
+	fmt.Fprintf(os.Stderr, "barrage %s: warning: no --zk-auth: anyone who can reach ZooKeeper can read the plans and control the agents\n", cmd)
 }

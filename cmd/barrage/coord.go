@@ -5,41 +5,55 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/barrage-load/barrage/coord"
+	"github.com/barrage-load/barrage/fleet"
 	"github.com/barrage-load/barrage/proto"
 )
 
 const coordAbout = `Coordinates a distributed test through ZooKeeper: waits for --agents agents,
-splits the plan into per-agent budgets weighted by their cores, starts them
-all at one instant, prints merged progress once a second, moves a lost
-agent's budget to the survivors, and prints the merged report (histograms
-merged exactly) with one row per agent.
+splits the plan into per-agent budgets weighted by their cores (within each
+agent's own caps, with interleaved arrivals), starts them all at one instant,
+prints merged progress once a second, moves a lost agent's budget to the
+survivors, and prints the merged report (histograms merged exactly) with one
+row per agent. Live changes (barrage set) and rebalances take effect at an
+interval boundary, the same instant on every agent; each live change is its
+own step row.
 
-With --standby it waits in a leader election and takes over the running
-test when the active coordinator dies. A standby started before any test
-(or still there when one ends) waits for the next test and stands behind
-its coordinator; it runs until it has taken over and finished a test, or
-until it is interrupted.
+Fencing: every write is conditional on still leading. A coordinator whose
+ZooKeeper session expired (frozen, cut off) was superseded: it writes nothing
+more and exits 1. If ZooKeeper is lost mid-test, the coordinator says so and
+exits 1; the agents stop sending a session timeout later and keep their
+results (barrage report --state-dir rebuilds the test).
 
-Exit status: 0 test completed, 1 could not start or finish (ZooKeeper
-unreachable, too few agents, agents that could not connect), 2 bad flags or
-plan.`
+With --standby it waits for a test to run, stands behind its coordinator, and
+takes the test over if that one dies; it exits after it has taken over and
+finished a test. A test whose coordinator died is abandoned once its planned
+end plus 30 s has passed; the next coordinator marks it so and runs its plan.
+
+Exit status: 0 test completed; 1 could not run or finish (ZooKeeper
+unreachable or lost, too few agents, an agent refused or could not connect,
+superseded, stopped by the stop node); 2 bad flags or plan; 130 interrupted
+(SIGINT/SIGTERM: the agents are stopped and a partial report is printed
+within 2 s).`
 
 func cmdCoord(args []string) int {
 	fs := newFlagSet("coord", "--zk HOSTS --agents N [load flags] URL | -f plan.yaml", coordAbout)
 	var lf loadFlags
 	lf.register(fs)
 	zkHosts := fs.String("zk", "", "ZooKeeper servers, host:port[,host:port...] (required)")
-	root := fs.String("zk-root", coord.DefaultRoot, "znode under which barrage keeps its state")
+	root := fs.String("zk-root", fleet.DefaultRoot, "znode under which barrage keeps its state")
+	zkAuth := fs.String("zk-auth", "", "file holding \"user:password\" for ZooKeeper digest auth (give the same to every agent)")
 	agents := fs.Int("agents", 1, "agents to wait for")
-	minAgents := fs.Int("min-agents", 0, "fewest agents the test may go on with after losses (default --agents)")
+	minAgents := fs.Int("min-agents", 1, "fewest agents the test may go on with after losses; fewer stops it (exit 1)")
 	wait := fs.Duration("wait", coord.DefaultWait, "how long to wait for the agents")
 	standby := fs.Bool("standby", false, "wait as a standby coordinator and take over the running test when the active one dies")
+	name := fs.String("name", "", "this coordinator's name in reports and logs (default coord-PID)")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file (- = stdout)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress lines")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -57,13 +71,17 @@ func cmdCoord(args []string) int {
 		}
 		plan = p
 	}
-	if *agents < 1 || *minAgents < 0 || *minAgents > *agents {
-		fmt.Fprintf(os.Stderr, "barrage coord: want --agents >= 1 and 0 <= --min-agents <= --agents, got %d and %d\n", *agents, *minAgents)
+	if *agents < 1 || *minAgents < 1 || *minAgents > *agents {
+		fmt.Fprintf(os.Stderr, "barrage coord: want --agents >= 1 and 1 <= --min-agents <= --agents, got %d and %d\n", *agents, *minAgents)
 		return exitBadInput
 	}
+	auth, code := readZKAuth("coord", *zkAuth)
+	if code >= 0 {
+		return code
+	}
 	o := coord.Options{
-		ZK: *zkHosts, Root: *root, Agents: *agents, MinAgents: *minAgents, Wait: *wait,
-		Plan: plan, Standby: *standby, Log: os.Stderr,
+		ZK: *zkHosts, Root: *root, Auth: auth, Agents: *agents, MinAgents: *minAgents, Wait: *wait,
+		Plan: plan, Standby: *standby, Name: *name, Log: os.Stderr,
 	}
 	if !*quiet {
 		o.Progress = os.Stderr
@@ -71,15 +89,18 @@ func cmdCoord(args []string) int {
 	if *quiet {
 		o.Log = io.Discard
 	}
-	c, err := coord.NewCoordinator(o)
+	c, err := coord.New(o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "barrage coord: %v\n", err)
-		if errors.Is(err, coord.ErrBadRoot) {
+		if errors.Is(err, fleet.ErrBadRoot) || errors.Is(err, fleet.ErrBadName) {
 			return exitBadInput
 		}
 		return exitNoStart
 	}
 	defer c.Close()
+	if auth == nil {
+		warnOpen("coord")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := c.Run(ctx)
@@ -91,42 +112,153 @@ func cmdCoord(args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "barrage coord: %v\n", err)
-		return exitNoStart
 	}
-	return exitOK
+	return coordExit(err)
+}
+
+// coordExit maps a coordinator's error to the exit status.
+func coordExit(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, coord.ErrInterrupted), errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.Is(err, coord.ErrBadValue), errors.Is(err, fleet.ErrBadName):
+		return exitBadInput
+	}
+	return exitNoStart
 }
 
 const setAbout = `Changes a running distributed test: writes the new rate and/or connection
-count with a compare-and-swap on the test's config, then waits until every
-agent has applied it and prints how long that took.`
+count with a compare-and-swap on the test's config; the coordinator pushes
+new budgets to every agent, which switch at the same interval boundary (each
+change is its own step row in the report). Waits until every agent has
+applied it and prints when it took effect.
+
+Values are checked as plan values are (finite, within bounds, within what the
+agents' caps allow together); a rate cannot be set on a closed-model test.
+Exit status: 0 written (and applied, when waited for), 1 no such test or
+ZooKeeper unreachable, 2 a bad value.`
 
 func cmdSet(args []string) int {
-	fs := newFlagSet("set", "--zk HOSTS [--test ID] --rate R [--connections C]", setAbout)
+	fs := newFlagSet("set", "--zk HOSTS [--test ID] [--rate R] [--connections C]", setAbout)
 	zkHosts := fs.String("zk", "", "ZooKeeper servers (required)")
-	root := fs.String("zk-root", coord.DefaultRoot, "znode under which barrage keeps its state")
+	root := fs.String("zk-root", fleet.DefaultRoot, "znode under which barrage keeps its state")
+	zkAuth := fs.String("zk-auth", "", "file holding \"user:password\" for ZooKeeper digest auth")
 	test := fs.String("test", "", "test ID (default: the running test)")
-	rate := fs.Float64("rate", -1, "new total rate in requests per second")
+	rate := fs.Float64("rate", math.NaN(), "new total rate in requests per second (open-model tests)")
 	conns := fs.Int("connections", 0, "new total connection count")
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the agents to apply it (0 = don't wait)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if *zkHosts == "" || (*rate < 0 && *conns <= 0) {
-		fmt.Fprintln(os.Stderr, "barrage set: give --zk and at least one of --rate R (>= 0) or --connections C (> 0)")
+	if *zkHosts == "" {
+		fmt.Fprintln(os.Stderr, "barrage set: give --zk and at least one of --rate R or --connections C")
 		return exitBadInput
 	}
+	if fs.Changed("rate") && math.IsNaN(*rate) {
+		fmt.Fprintln(os.Stderr, "barrage set: --rate NaN is not a rate")
+		return exitBadInput
+	}
+	if fs.Changed("connections") && *conns < 1 {
+		fmt.Fprintf(os.Stderr, "barrage set: --connections %d: want at least 1\n", *conns)
+		return exitBadInput
+	}
+	if err := coord.CheckSet(*rate, *conns); err != nil {
+		fmt.Fprintf(os.Stderr, "barrage set: %v\n", err)
+		return exitBadInput
+	}
+	var auth *fleet.Auth
+	if *zkAuth != "" {
+		a, err := fleet.ReadAuthFile(*zkAuth)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "barrage set: %v\n", err)
+			return exitBadInput
+		}
+		auth = a
+	}
 	res, err := coord.Set(context.Background(), coord.SetOptions{
-		ZK: *zkHosts, Root: *root, Test: *test, Rate: *rate, Connections: *conns, Wait: *wait,
+		ZK: *zkHosts, Root: *root, Auth: auth, Test: *test, Rate: *rate, Connections: *conns, Wait: *wait,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "barrage set: %v\n", err)
+		if errors.Is(err, coord.ErrBadValue) || errors.Is(err, fleet.ErrBadName) {
+			return exitBadInput
+		}
 		return exitNoStart
 	}
-	if res.Applied > 0 {
-		fmt.Printf("test %s: config version %d applied by %d agents %.1f ms after the write\n",
-			res.Test, res.Version, res.Agents, float64(res.Applied)/1e6)
-	} else {
+	switch {
+	case res.Applied > 0:
+		fmt.Printf("test %s: change %d took effect at %.1fs on %d agents; all had applied it %.1f ms after the write\n",
+			res.Test, res.Change, res.At.Seconds(), res.Agents, float64(res.Applied)/1e6)
+	case *wait > 0:
+		fmt.Printf("test %s: config version %d written; not confirmed by every agent within %s (see the coordinator's log)\n", res.Test, res.Version, *wait)
+		return exitNoStart
+	default:
 		fmt.Printf("test %s: config version %d written\n", res.Test, res.Version)
+	}
+	return exitOK
+}
+
+const reportAbout = `Rebuilds the merged report of a distributed test from what its agents kept
+on disk (--state-dir, one per agent: copy or mount them on one machine), or
+from what ZooKeeper holds (--zk, once it is back). Useful when ZooKeeper was
+lost mid-test, or a coordinator died and its test was abandoned.
+
+  barrage report --state-dir /var/lib/barrage-a --state-dir /mnt/b [--test ID]
+  barrage report --zk 10.0.0.5:2181 --test t1764185223000
+
+Exit status: 0 printed, 1 nothing to rebuild from, 2 bad flags.`
+
+func cmdReport(args []string) int {
+	fs := newFlagSet("report", "--state-dir DIR... | --zk HOSTS [--test ID]", reportAbout)
+	dirs := fs.StringArray("state-dir", nil, "an agent's state dir (repeatable)")
+	zkHosts := fs.String("zk", "", "ZooKeeper servers, to rebuild from what ZooKeeper holds")
+	root := fs.String("zk-root", fleet.DefaultRoot, "znode under which barrage keeps its state")
+	zkAuth := fs.String("zk-auth", "", "file holding \"user:password\" for ZooKeeper digest auth")
+	test := fs.String("test", "", "test ID (default: the newest in the state dirs, or ZooKeeper's current test)")
+	jsonOut := fs.String("json", "", "also write the report as JSON to this file (- = stdout)")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if (len(*dirs) == 0) == (*zkHosts == "") || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "barrage report: give --state-dir DIR (repeatable) or --zk HOSTS (see barrage report --help)")
+		return exitBadInput
+	}
+	if *test != "" {
+		if err := fleet.CheckTestID(*test); err != nil {
+			fmt.Fprintf(os.Stderr, "barrage report: %v\n", err)
+			return exitBadInput
+		}
+	}
+	var auth *fleet.Auth
+	if *zkAuth != "" {
+		a, err := fleet.ReadAuthFile(*zkAuth)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "barrage report: %v\n", err)
+			return exitBadInput
+		}
+		auth = a
+	}
+	var rep interface{ WriteText(io.Writer) error }
+	var err error
+	if len(*dirs) > 0 {
+		r, e := coord.FromStateDirs(*dirs, *test)
+		rep, err = r, e
+		if e == nil {
+			err = writeReport(r, *jsonOut)
+		}
+	} else {
+		r, e := coord.FromZooKeeper(coord.RebuildOptions{ZK: *zkHosts, Root: *root, Auth: auth, Test: *test})
+		rep, err = r, e
+		if e == nil {
+			err = writeReport(r, *jsonOut)
+		}
+	}
+	_ = rep
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "barrage report: %v\n", err)
+		return exitNoStart
 	}
 	return exitOK
 }

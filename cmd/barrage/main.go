@@ -13,6 +13,8 @@ const (
 	exitOK       = 0
 	exitNoStart  = 1 // the run could not start (bad URL, target unreachable)
 	exitBadInput = 2 // bad flags or plan
+	// exitInterrupted: stopped early by SIGINT or SIGTERM (partial report).
+	exitInterrupted = 130
 )
 
 const usage = `barrage — a distributed, maximum-QPS HTTP/1.1 load generator
@@ -22,7 +24,8 @@ Usage:
   barrage target [flags]          a fast built-in HTTP/1.1 server for benchmarks
   barrage agent --zk HOSTS        join a distributed test as a load agent
   barrage coord --zk HOSTS ...    coordinate a distributed test
-  barrage set --zk HOSTS ...      change a running distributed test's rate
+  barrage set --zk HOSTS ...      change a running distributed test's rate or connections
+  barrage report --state-dir DIR  rebuild a distributed test's report from what agents kept
 
 Run 'barrage COMMAND --help' for a command's flags.
 `
@@ -33,6 +36,7 @@ var commands = map[string]func(args []string) int{
 	"agent":  cmdAgent,
 	"coord":  cmdCoord,
 	"set":    cmdSet,
+	"report": cmdReport,
 }
 
 func main() {
@@ -48,7 +52,7 @@ func main() {
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "barrage: unknown command %q (want run, target, agent, coord or set; see barrage --help)\n", name)
+		fmt.Fprintf(os.Stderr, "barrage: unknown command %q (want run, target, agent, coord, set or report; see barrage --help)\n", name)
 		os.Exit(exitBadInput)
 	}
 	os.Exit(cmd(os.Args[2:]))

@@ -1,0 +1,210 @@
+package coord
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/barrage-load/barrage/fleet"
+	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/schedule"
+)
+
+// boundaryAfter is the first interval boundary at or after t (from the
+// start), or the test's end.
+func (m *monitor) boundaryAfter(t time.Duration) time.Duration {
+	for _, e := range m.ends {
+		if e >= t {
+			return e
+		}
+	}
+	return m.ends[len(m.ends)-1]
+}
+
+// editSchedule returns eff with, from at on, the constant rate r (when
+// setRate) and c connections (when c > 0); the segments from at on get
+// new step numbers, so a live change is its own step row in the report.
+func editSchedule(eff []proto.Segment, at time.Duration, setRate bool, r float64, c int) []proto.Segment {
+	next := make([]proto.Segment, len(eff))
+	copy(next, eff)
+	for i := range next {
+		if setRate {
+			next[i].From, next[i].To = r, r
+		}
+		if c > 0 {
+			next[i].Connections = c
+		}
+	}
+	s := schedule.New(eff)
+	sp := s.Splice(at, next)
+	out := sp.Segments()
+	top := -1
+	for _, g := range out {
+		if g.Start < at {
+			top = max(top, g.Step)
+		}
+	}
+	renum := map[int]int{}
+	for i := range out {
+		if out[i].Start < at {
+			continue
+		}
+		n, ok := renum[out[i].Step]
+		if !ok {
+			top++
+			n = top
+			renum[out[i].Step] = n
+		}
+		out[i].Step = n
+	}
+	return out
+}
+
+// checkConfig turns a config written by `barrage set` into a change.
+func (m *monitor) checkConfig(ctx context.Context, w *fleet.Watch) {
+	c := m.c
+	b, stat, err := w.Get(c.s.Conn, c.p.Config(m.st.ID))
+	if err != nil || stat.Version <= m.cfgVer {
+		return
+	}
+	m.cfgVer = stat.Version
+	asked := time.Now()
+	cfg, err := fleet.DecodeLiveConfig(b)
+	if err != nil {
+		c.logf("refused a live config: %v", err)
+		return
+	}
+	open := m.st.Plan.Open()
+	setRate := cfg.Rate != m.st.Rate
+	if setRate && !open {
+		c.logf("refused a live rate of %g: test %s runs the closed model (as fast as the target answers); change --connections instead", cfg.Rate, m.st.ID)
+		setRate = false
+	}
+	setConns := cfg.Connections != m.st.Connections
+	if setConns && cfg.Connections < len(m.alive()) {
+		c.logf("refused %d connections: fewer than the %d agents", cfg.Connections, len(m.alive()))
+		setConns = false
+	}
+	if !setRate && !setConns {
+		m.st.CfgVersion = stat.Version
+		return
+	}
+	var what []string
+	conns := 0
+	if setRate {
+		what = append(what, fmt.Sprintf("rate %g req/s", cfg.Rate))
+	}
+	if setConns {
+		conns = cfg.Connections
+		what = append(what, fmt.Sprintf("%d connections", conns))
+	}
+	at := m.boundaryAfter(m.since() + ChangeLead)
+	eff := editSchedule(m.st.Schedule, at, setRate, cfg.Rate, conns)
+	if err := m.apply(ctx, "set", strings.Join(what, ", "), eff, asked); err != nil {
+		c.logf("live change refused: %v", err)
+		return
+	}
+	if setRate {
+		m.st.Rate = cfg.Rate
+	}
+	if setConns {
+		m.st.Connections = conns
+	}
+	m.st.CfgVersion = stat.Version
+	m.saveState()
+}
+
+// doRebalance moves the lost agents' budget to the survivors.
+func (m *monitor) doRebalance(ctx context.Context) {
+	var names []string
+	for _, l := range m.st.Lost {
+		names = append(names, l.Name)
+	}
+	label := fmt.Sprintf("%d agents left (lost: %s)", len(m.alive()), strings.Join(names, ", "))
+	if err := m.apply(ctx, "rebalance", label, m.st.Schedule, time.Now()); err != nil {
+		m.c.logf("rebalance: %v (retrying)", err)
+		return
+	}
+	m.rebalance = false
+	m.st.Balanced = len(m.st.Lost)
+	m.saveState()
+}
+
+// apply pushes a new schedule to the agents alive: new budgets, each
+// acknowledged, then activated at an interval boundary a little ahead,
+// so every agent switches at the same instant (two phases: an agent that
+// cannot take its budget stops the change before anyone applies it).
+func (m *monitor) apply(ctx context.Context, reason, label string, eff []proto.Segment, asked time.Time) error {
+	c, st := m.c, m.st
+	alive := m.alive()
+	if len(alive) == 0 {
+		return fmt.Errorf("no agent left")
+	}
+	budgets, short := Budgets(eff, cores(alive), caps(alive))
+	st.Version++
+	v := st.Version
+	for j, a := range alive {
+		asg := fleet.Assignment{Test: st.ID, Epoch: st.Epoch, Version: v, Plan: st.Plan, Budget: budgets[j],
+			Schedule: eff, Interval: st.Interval}
+		if err := c.setOrCreate(c.p.Assign(a.ID), mustJSON(asg)); err != nil {
+			m.write("assign "+a.Name, err)
+			return err
+		}
+	}
+	if err := m.waitAcks(ctx, v, ChangeAckTimeout, alive); err != nil {
+		return err
+	}
+	at := m.boundaryAfter(m.since() + ChangeLead)
+	act := mustJSON(fleet.Activation{Version: v, Epoch: st.Epoch, At: at})
+	if err := c.setOrCreate(c.p.Active(st.ID), act); err != nil {
+		m.write("activate change", err)
+		return err
+	}
+	for j, a := range alive {
+		m.budgets[a.ID] = budgets[j]
+	}
+	s := schedule.New(st.Schedule)
+	sp := s.Splice(at, eff)
+	st.Schedule = sp.Segments()
+	m.pipe.SetSchedule(st.Schedule)
+	rec := fleet.Change{Version: v, Reason: reason, Label: label, At: at.Seconds(),
+		Asked: asked.Sub(m.start).Seconds(), Agents: len(alive)}
+	if short > 0 {
+		rec.Label += fmt.Sprintf("; the agents' caps hold %.0f req/s less than asked", short)
+	}
+	st.Changes = append(st.Changes, rec)
+	m.changes = append(m.changes, v)
+	c.logf("change %d (%s: %s): %d agents prepared; takes effect at %.1fs", v, reason, label, len(alive), at.Seconds())
+	return nil
+}
+
+// checkApplied notes when every agent applied each change.
+func (m *monitor) checkApplied() {
+	keep := m.changes[:0]
+	for _, ch := range m.changes {
+		all := true
+		for _, a := range m.alive() {
+			b, _, err := m.c.s.Conn.Get(m.c.p.Applied(m.st.ID, a.ID))
+			if err != nil {
+				all = false
+				break
+			}
+			ack, err := fleet.DecodeAck(b)
+			if err != nil || ack.Version < ch {
+				all = false
+				break
+			}
+		}
+		if all {
+			for i := range m.st.Changes {
+				if m.st.Changes[i].Version == ch {
+					m.st.Changes[i].Applied = true
+				}
+			}
+			continue
+		}
+		keep = append(keep, ch)
+	}
+	m.changes = keep
+}

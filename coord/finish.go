@@ -1,0 +1,230 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/barrage-load/barrage/fleet"
+	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/report"
+)
+
+// finish ends the coordinator's part in the test: it collects the last
+// snapshots and results (bounded in time), builds the report, and, when
+// it still leads, marks the test done and removes its state.
+func (m *monitor) finish(ctx context.Context, interrupted bool) (*report.Report, error) {
+	c := m.c
+	dur := m.st.Plan.Duration.D()
+	elapsed := min(m.since(), dur)
+	switch {
+	case interrupted:
+		m.stop = fmt.Sprintf("stopped early by a signal after %.1fs of %s: partial report", elapsed.Seconds(), dur)
+		m.err = ErrInterrupted
+		c.logf("interrupted: stopping test %s", m.st.ID)
+		deadline := time.Now().Add(StopGrace)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			m.writeStop("the coordinator was interrupted")
+		}()
+		select {
+		case <-done:
+		case <-time.After(time.Until(deadline)):
+		}
+		m.collect(deadline)
+	case errors.Is(m.err, ErrSuperseded):
+		return nil, m.err
+	case errors.Is(m.err, ErrZooKeeperLost):
+		// Nothing can be read or written: report what was folded.
+	case m.err != nil:
+		// Stopped (stop node, too few agents): the agents stop at once.
+		m.collect(time.Now().Add(5 * time.Second))
+	default:
+		m.collect(m.start.Add(dur).Add(ResultGrace))
+	}
+	m.pipe.Close(m.aliveIDs(), true)
+	rep := m.report(elapsed)
+	if m.err == nil {
+		rep.Outcome = "completed"
+	} else {
+		rep.Outcome = m.stop
+	}
+	if errors.Is(m.err, ErrZooKeeperLost) || c.s.IsExpired() {
+		return rep, m.err
+	}
+	// Done: the report is printed, its state goes (a failed write here
+	// leaves it for `barrage report --zk` and the next coordinator).
+	m.st.Phase = fleet.PhaseDone
+	if m.saveState() {
+		var ops []any
+		for _, a := range m.st.Agents {
+			ops = append(ops, opDelete(c.p.Assign(a.ID)))
+		}
+		for _, op := range ops {
+			_ = c.fenced(op)
+		}
+		if b, _, err := c.s.Conn.Get(c.p.Current()); err == nil && string(b) == m.st.ID {
+			_ = c.fenced(opDelete(c.p.Current()))
+		}
+		if !c.s.IsExpired() {
+			_ = c.s.DeleteTree(c.p.Test(m.st.ID))
+		}
+	}
+	c.leave()
+	return rep, m.err
+}
+
+// collect reads snapshots and results until every agent alive delivered
+// its result, or until the deadline.
+func (m *monitor) collect(deadline time.Time) {
+	c := m.c
+	var agW fleet.Watch
+	for {
+		if c.s.Down() > 0 {
+			return
+		}
+		m.readSnaps()
+		missing := 0
+		for _, a := range m.alive() {
+			if m.results[a.ID] != nil {
+				continue
+			}
+			b, _, err := c.s.Conn.Get(c.p.Result(m.st.ID, a.ID))
+			if err != nil {
+				missing++
+				continue
+			}
+			r, err := fleet.DecodeAgentResult(b)
+			if err != nil {
+				c.logf("refused the result of %s: %v", a.Name, err)
+				m.results[a.ID] = &fleet.AgentResult{Agent: a.ID, Name: a.Name, Error: "its result did not decode"}
+				continue
+			}
+			m.results[a.ID] = r
+		}
+		if missing == 0 || !time.Now().Before(deadline) {
+			// The snapshots written just before the results.
+			m.readSnaps()
+			return
+		}
+		if m.err == nil {
+			m.checkAgents(context.Background(), &agW)
+		}
+		time.Sleep(min(100*time.Millisecond, time.Until(deadline)))
+	}
+}
+
+// report builds the report with one row per agent.
+func (m *monitor) report(elapsed time.Duration) *report.Report {
+	st := m.st
+	if len(st.Lost) > 0 {
+		var names []string
+		for _, l := range st.Lost {
+			names = append(names, fmt.Sprintf("%s at %.1fs", l.Name, l.At))
+		}
+		m.pipe.Aggregator().Degraded("agents lost (" + strings.Join(names, ", ") + ") until their budget moved to the survivors")
+	}
+	rep := m.pipe.Report(elapsed)
+	rep.TakenOverFrom = m.from
+	open := st.Plan.Open()
+	empty := proto.NewHistogram()
+	var firsts []int64
+	for _, a := range st.Agents {
+		ag := m.pipe.Agent(a.ID)
+		row := report.Agent{Name: a.Name, Host: a.Host, Status: "ok"}
+		if b, ok := m.budgets[a.ID]; ok {
+			row.Budget = b.Describe(open)
+		}
+		row.Requests = ag.Responses
+		row.Errors = ag.Failed() + ag.Errors[proto.ErrConnect]
+		row.LoopBusy = ag.LoopBusy()
+		if ag.End > 0 {
+			row.RPS = float64(ag.Responses) / ag.End.Seconds()
+		}
+		until := elapsed
+		if l := m.lostAt(a.ID); l >= 0 {
+			row.Lost, row.LostAt = true, l.Seconds()
+			// It died up to a session timeout before it was seen to:
+			// the intervals ending before that, and any before its last
+			// snapshot, were owed.
+			until = max(ag.End, l-m.c.o.SessionTimeout-st.Interval)
+			row.Status = fmt.Sprintf("LOST at %.1fs (last snapshot ends %.1fs)", l.Seconds(), ag.End.Seconds())
+			if ag.DiscardN > 0 {
+				row.Status += fmt.Sprintf("; %d later snapshots (%d sent) discarded", ag.DiscardN, ag.Discarded.Sent)
+			}
+		}
+		row.Expected, row.Missing = m.pipe.Expected(ag, until)
+		row.Received = row.Expected - len(row.Missing)
+		if r := m.results[a.ID]; r != nil {
+			if r.FirstSend > 0 {
+				firsts = append(firsts, r.FirstSend)
+			}
+			row.P99 = r.P99
+			switch {
+			case r.Error != "":
+				row.Status = "failed: " + r.Error
+			case r.Fenced != "":
+				row.Status = "fenced: " + r.Fenced
+			}
+		} else if !row.Lost {
+			row.Status = "no final result"
+		}
+		if len(row.Missing) > 0 {
+			row.Notes = append(row.Notes, fmt.Sprintf("missing intervals %v", row.Missing))
+			row.Status += fmt.Sprintf(", %d intervals missing", len(row.Missing))
+		}
+		if open && ag.Scheduled > 0 {
+			rep.JudgeAgent(a.Name, &proto.Stats{Scheduled: ag.Scheduled, Backlogged: ag.Backlogged,
+				LoopCPU: ag.LoopCPU, LoopCapacity: ag.LoopCap, Lateness: empty})
+		}
+		rep.Agents = append(rep.Agents, row)
+	}
+	if len(firsts) > 1 {
+		sort.Slice(firsts, func(i, j int) bool { return firsts[i] < firsts[j] })
+		rep.StartSkewMS = float64(firsts[len(firsts)-1]-firsts[0]) / 1e6
+	}
+	if len(st.Lost) > 0 {
+		for _, l := range st.Lost {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("agent %s was lost at %.1fs (%s); its snapshots up to then are included, later ones discarded",
+				l.Name, l.At, l.Why))
+		}
+	}
+	for _, ch := range st.Changes {
+		conf := "confirmed by every agent"
+		if !ch.Applied {
+			conf = "not confirmed by every agent"
+		}
+		rep.Notes = append(rep.Notes, fmt.Sprintf("change %d (%s: %s) asked at %.1fs took effect at %.1fs on %d agents, %s",
+			ch.Version, ch.Reason, ch.Label, ch.Asked, ch.At, ch.Agents, conf))
+	}
+	if m.nsnaps > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d snapshots read, %.0f bytes on average, %d at most", m.nsnaps, float64(m.bytes)/float64(m.nsnaps), m.maxBytes))
+	}
+	if m.foreign > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d snapshot nodes were refused (not from an agent of this test, or not what they claimed)", m.foreign))
+	}
+	if m.takeover {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("this coordinator (%s) took the test over from %s", m.c.o.Name, m.from))
+	}
+	return rep
+}
+
+// progress prints one merged interval.
+func progress(w io.Writer, iv, total *proto.Stats, agents, of int) {
+	d := (iv.End - iv.Start).Seconds()
+	rps := 0.0
+	if d > 0 {
+		rps = float64(iv.Responses) / d
+	}
+	p99 := "-"
+	if iv.Latency != nil && iv.Latency.TotalCount() > 0 {
+		p99 = (time.Duration(iv.Latency.ValueAtQuantile(99)) * time.Microsecond).String()
+	}
+	fmt.Fprintf(w, "[%6.1fs] %10.0f req/s  p99 %-10s errors %d  agents %d/%d\n",
+		iv.End.Seconds(), rps, p99, iv.TotalErrors(), agents, of)
+}

@@ -1,0 +1,194 @@
+package coord
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/barrage-load/barrage/fleet"
+	"github.com/barrage-load/barrage/proto"
+)
+
+// ErrBadValue occurs when `set` is given a value no test could take.
+var ErrBadValue = errors.New("coord: bad value")
+
+// SetOptions describe a live change.
+type SetOptions struct {
+	ZK, Root string
+	Auth     *fleet.Auth
+	Test     string // default: the running test
+	// Rate is the new total rate; NaN leaves it unchanged.
+	Rate float64
+	// Connections is the new total connection count; 0 leaves it.
+	Connections int
+	// Wait is how long to wait for the agents to apply it (0: don't).
+	Wait time.Duration
+}
+
+// SetResult tells what a live change did.
+type SetResult struct {
+	Test    string
+	Version int32 // the config znode's version written
+	// Change is the change number the coordinator gave it, and At when it
+	// took effect (from the test's start); zero if not waited for.
+	Change int
+	At     time.Duration
+	// Applied is how long after the write every agent had applied it
+	// (zero if not confirmed); Agents how many.
+	Applied time.Duration
+	Agents  int
+}
+
+// CheckSet checks a live change's values the way plans are checked.
+func CheckSet(rate float64, conns int) error {
+	if !math.IsNaN(rate) && (math.IsInf(rate, 0) || rate < 0 || rate > proto.MaxRate) {
+		return fmt.Errorf("%w: --rate %g is not in [0, %g]", ErrBadValue, rate, proto.MaxRate)
+	}
+	if conns < 0 || conns > proto.MaxConnections {
+		return fmt.Errorf("%w: --connections %d is not in [1, %d]", ErrBadValue, conns, proto.MaxConnections)
+	}
+	if math.IsNaN(rate) && conns == 0 {
+		return fmt.Errorf("%w: give --rate and/or --connections", ErrBadValue)
+	}
+	return nil
+}
+
+// Set writes a new live config for a running test with a compare-and-swap
+// on the config znode's version, then waits for the agents to apply it.
+func Set(ctx context.Context, o SetOptions) (*SetResult, error) {
+	if err := CheckSet(o.Rate, o.Connections); err != nil {
+		return nil, err
+	}
+	if o.Root == "" {
+		o.Root = fleet.DefaultRoot
+	}
+	if err := fleet.CheckRoot(o.Root); err != nil {
+		return nil, err
+	}
+	s, err := fleet.Dial(fleet.DialOptions{Hosts: o.ZK, Timeout: 10 * time.Second, Auth: o.Auth})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	p := fleet.Paths{Root: o.Root}
+	test := o.Test
+	if test == "" {
+		b, _, err := s.Conn.Get(p.Current())
+		if err != nil || len(b) == 0 {
+			return nil, fmt.Errorf("%w under %s", ErrNoTest, o.Root)
+		}
+		test = string(b)
+	}
+	if err := fleet.CheckTestID(test); err != nil {
+		return nil, err
+	}
+	tb, _, err := s.Conn.Get(p.Test(test))
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, fmt.Errorf("%w: test %q under %s", ErrNoTest, test, o.Root)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("coord: cannot read test %s: %w", test, err)
+	}
+	st, err := fleet.DecodeTestState(tb)
+	if err != nil {
+		return nil, err
+	}
+	if st.Phase != fleet.PhaseRunning {
+		return nil, fmt.Errorf("%w: test %s is %s", ErrNoTest, test, st.Phase)
+	}
+	if !math.IsNaN(o.Rate) && !st.Plan.Open() {
+		return nil, fmt.Errorf("%w: test %s runs the closed model (as fast as the target answers); a rate would switch models: change --connections instead, or start an open-model test (--rate)", ErrBadValue, test)
+	}
+	var capRate float64
+	capConns, alive := 0, 0
+	for _, a := range st.Agents {
+		if !st.IsLost(a.ID) {
+			capRate += a.MaxRate
+			capConns += a.MaxConnections
+			alive++
+		}
+	}
+	if !math.IsNaN(o.Rate) && capRate > 0 && o.Rate > capRate {
+		return nil, fmt.Errorf("%w: --rate %g is over what the %d agents' --max-rate allow together (%g)", ErrBadValue, o.Rate, alive, capRate)
+	}
+	if o.Connections > 0 && (o.Connections < alive || (capConns > 0 && o.Connections > capConns)) {
+		return nil, fmt.Errorf("%w: --connections %d is not between the %d agents and what their --max-connections allow together (%d)", ErrBadValue, o.Connections, alive, capConns)
+	}
+	b, stat, err := s.Conn.Get(p.Config(test))
+	if err != nil {
+		return nil, fmt.Errorf("coord: cannot read the config of test %s: %w", test, err)
+	}
+	cfg, err := fleet.DecodeLiveConfig(b)
+	if err != nil {
+		return nil, err
+	}
+	if !math.IsNaN(o.Rate) {
+		cfg.Rate = o.Rate
+	}
+	if o.Connections > 0 {
+		cfg.Connections = o.Connections
+	}
+	cfg.Reason = "set"
+	cfg.SetAt = time.Now().UnixNano()
+	nb, _ := json.Marshal(cfg)
+	version := st.Version
+	written := time.Now()
+	ns, err := s.Conn.Set(p.Config(test), nb, stat.Version)
+	if errors.Is(err, zk.ErrBadVersion) {
+		return nil, fmt.Errorf("%w (test %s); read it again and retry", ErrConflict, test)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("coord: cannot write the config of test %s: %w", test, err)
+	}
+	res := &SetResult{Test: test, Version: ns.Version}
+	if o.Wait <= 0 {
+		return res, nil
+	}
+	// The coordinator turns the config into a numbered change: wait for
+	// it, then for every agent alive to have applied it.
+	deadline := time.Now().Add(o.Wait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+		tb, _, err := s.Conn.Get(p.Test(test))
+		if err != nil {
+			continue
+		}
+		st, err := fleet.DecodeTestState(tb)
+		if err != nil || st.Version <= version || len(st.Changes) == 0 {
+			continue
+		}
+		ch := st.Changes[len(st.Changes)-1]
+		if ch.Reason != "set" {
+			continue
+		}
+		res.Change, res.At = ch.Version, time.Duration(ch.At*float64(time.Second))
+		var last int64
+		n := 0
+		for _, a := range st.Agents {
+			if st.IsLost(a.ID) {
+				continue
+			}
+			ab, _, err := s.Conn.Get(p.Applied(test, a.ID))
+			if err != nil {
+				break
+			}
+			ack, err := fleet.DecodeAck(ab)
+			if err != nil || ack.Version < ch.Version {
+				break
+			}
+			n++
+			last = max(last, ack.At)
+		}
+		if want := len(st.Agents) - len(st.Lost); n >= want && n > 0 {
+			res.Agents = n
+			res.Applied = time.Unix(0, last).Sub(written)
+			return res, nil
+		}
+	}
+	return res, nil
+}
