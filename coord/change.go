@@ -155,7 +155,14 @@ func (m *monitor) apply(ctx context.Context, reason, label string, eff []proto.S
 	if err := m.waitAcks(ctx, v, ChangeAckTimeout, alive); err != nil {
 		return err
 	}
-	at := m.boundaryAfter(m.since() + ChangeLead)
+	lead := ChangeLead
+	if reason == "rebalance" {
+		// An agent whose registration was deleted (its session still
+		// alive) stops within a quarter session timeout: its budget goes
+		// to the survivors only after that.
+		lead = max(lead, m.c.o.SessionTimeout/4+100*time.Millisecond)
+	}
+	at := m.boundaryAfter(m.since() + lead)
 	act := mustJSON(fleet.Activation{Version: v, Epoch: st.Epoch, At: at})
 	if err := c.setOrCreate(c.p.Active(st.ID), act); err != nil {
 		m.write("activate change", err)
@@ -163,6 +170,11 @@ func (m *monitor) apply(ctx context.Context, reason, label string, eff []proto.S
 	}
 	for j, a := range alive {
 		m.budgets[a.ID] = budgets[j]
+	}
+	for i := range st.Lost {
+		if st.Lost[i].Moved == 0 {
+			st.Lost[i].Moved = at.Seconds()
+		}
 	}
 	s := schedule.New(st.Schedule)
 	sp := s.Splice(at, eff)

@@ -94,6 +94,8 @@ type Options struct {
 	// OnInterval, if set, also receives every merged interval (the
 	// dashboard, metrics, thresholds hang here); it must not keep iv.
 	OnInterval func(iv *proto.Stats, agents, of int)
+	// AbandonGrace: see the constant; zero takes it.
+	AbandonGrace time.Duration
 }
 
 // Coordinator runs tests. One leads per root; others wait as standby.
@@ -137,6 +139,9 @@ func New(o Options) (*Coordinator, error) {
 	}
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 5 * time.Second
+	}
+	if o.AbandonGrace == 0 {
+		o.AbandonGrace = AbandonGrace
 	}
 	host, _ := os.Hostname()
 	if o.Name == "" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -205,9 +206,16 @@ func (c *Coordinator) current() (string, *fleet.TestState, int32) {
 	return id, st, v
 }
 
-// past reports whether a test's planned end plus AbandonGrace has passed.
-func past(st *fleet.TestState) bool {
-	return st.EndAt > 0 && time.Now().After(time.Unix(0, st.EndAt).Add(AbandonGrace))
+// past reports whether a test's planned end plus the abandon grace has
+// passed (a test that never got its barrier counts from its creation).
+func (c *Coordinator) past(st *fleet.TestState) bool {
+	end := st.EndAt
+	if end == 0 {
+		if ms, err := strconv.ParseInt(strings.TrimPrefix(st.ID, "t"), 10, 64); err == nil {
+			end = time.UnixMilli(ms).Add(AckTimeout + st.Plan.Duration.D()).UnixNano()
+		}
+	}
+	return end > 0 && time.Now().After(time.Unix(0, end).Add(c.o.AbandonGrace))
 }
 
 // clearStale deals with the test /current names before a new one starts
@@ -222,10 +230,10 @@ func (c *Coordinator) clearStale(ctx context.Context) error {
 	if st.Phase != fleet.PhaseRunning && st.Phase != fleet.PhaseAssigned {
 		return nil
 	}
-	if !past(st) {
+	if !c.past(st) {
 		end := time.Unix(0, st.EndAt)
 		return fmt.Errorf("%w: test %s is still running without its coordinator (%s) until %s; `barrage coord --standby` takes it over and reports it, or wait until %s",
-			ErrBusy, id, st.LeaderName, end.Format("15:04:05"), end.Add(AbandonGrace).Format("15:04:05"))
+			ErrBusy, id, st.LeaderName, end.Format("15:04:05"), end.Add(c.o.AbandonGrace).Format("15:04:05"))
 	}
 	return c.abandon(st, v)
 }
@@ -308,7 +316,7 @@ func (c *Coordinator) standby(ctx context.Context) (*report.Report, error) {
 		case st == nil || (st.Phase != fleet.PhaseRunning && st.Phase != fleet.PhaseAssigned):
 			c.leave()
 			continue
-		case past(st):
+		case c.past(st):
 			if err := c.abandon(st, v); err != nil {
 				c.logf("%v", err)
 			}

@@ -165,6 +165,12 @@ func (m *monitor) report(elapsed time.Duration) *report.Report {
 				firsts = append(firsts, r.FirstSend)
 			}
 			row.P99 = r.P99
+			if !row.Lost && len(row.Missing) == 0 && r.Fenced == "" && r.Sent != ag.Sent {
+				rep.Valid = false
+				rep.InvalidReasons = append(rep.InvalidReasons, fmt.Sprintf(
+					"agent %s says it sent %d requests but the snapshots folded under its name say %d (forged or lost snapshot nodes)",
+					a.Name, r.Sent, ag.Sent))
+			}
 			switch {
 			case r.Error != "":
 				row.Status = "failed: " + r.Error
@@ -190,8 +196,11 @@ func (m *monitor) report(elapsed time.Duration) *report.Report {
 	}
 	if len(st.Lost) > 0 {
 		for _, l := range st.Lost {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("agent %s was lost at %.1fs (%s); its snapshots up to then are included, later ones discarded",
-				l.Name, l.At, l.Why))
+			moved := "its budget never moved (no survivor took it)"
+			if l.Moved > 0 {
+				moved = fmt.Sprintf("its budget moved to the survivors at %.1fs; its snapshots before then are included, later ones discarded", l.Moved)
+			}
+			rep.Notes = append(rep.Notes, fmt.Sprintf("agent %s was lost at %.1fs (%s); %s", l.Name, l.At, l.Why, moved))
 		}
 	}
 	for _, ch := range st.Changes {

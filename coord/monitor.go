@@ -229,7 +229,7 @@ func (m *monitor) readSnaps() {
 		m.nsnaps++
 		m.bytes += len(b)
 		m.maxBytes = max(m.maxBytes, len(b))
-		if l := m.lostAt(agent); l >= 0 && sn.Stats.End > l {
+		if l := m.movedAt(agent); l >= 0 && sn.Stats.Start >= l {
 			// Its budget went to the survivors: what it sent after it was
 			// declared lost is not part of the plan's load.
 			m.pipe.Discard(agent, sn.Stats)
@@ -244,6 +244,17 @@ func errOr(err error, s string) string {
 		return err.Error()
 	}
 	return s
+}
+
+// movedAt is when a lost agent's budget moved to the survivors (from the
+// start), or -1.
+func (m *monitor) movedAt(id string) time.Duration {
+	for _, l := range m.st.Lost {
+		if l.Agent == id && l.Moved > 0 {
+			return time.Duration(l.Moved * float64(time.Second))
+		}
+	}
+	return -1
 }
 
 // lostAt is when an agent was declared lost (from the start), or -1.

@@ -63,7 +63,7 @@ func (c *Coordinator) busy(id string) bool {
 		return false
 	}
 	st, _, err := c.testState(asg.Test)
-	if err != nil || (st.Phase != fleet.PhaseRunning && st.Phase != fleet.PhaseAssigned) || past(st) {
+	if err != nil || (st.Phase != fleet.PhaseRunning && st.Phase != fleet.PhaseAssigned) || c.past(st) {
 		return false
 	}
 	ok, _, _ := c.s.Conn.Exists(c.p.Result(asg.Test, id))

@@ -178,12 +178,15 @@ type Change struct {
 }
 
 // LostAgent records an agent declared lost mid-test. Its snapshots of
-// intervals ending after At are discarded: its budget moved to the
-// survivors then.
+// intervals that start at or after Moved are discarded: its budget had
+// moved to the survivors then (what it sent before counts: it was its
+// share of the plan).
 type LostAgent struct {
 	Agent string  `json:"agent"`
 	Name  string  `json:"name"`
 	At    float64 `json:"at_seconds"`
+	// Moved is when its budget moved to the survivors (0: not yet).
+	Moved float64 `json:"moved_seconds,omitempty"`
 	Why   string  `json:"why,omitempty"`
 }
 
