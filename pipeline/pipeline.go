@@ -318,7 +318,7 @@ type State struct {
 	// Late holds the late snapshots merged, one per step
 	// (proto.MarshalSnapshot).
 	Late [][]byte `json:"late,omitempty"`
-	Dups int    `json:"dups"`
+	Dups int      `json:"dups"`
 }
 
 // Checkpoint returns the pipeline's state without its pending intervals:
