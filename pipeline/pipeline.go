@@ -248,11 +248,13 @@ func (p *Pipeline) closeOne(pd *pending, alive int) {
 		st = p.fresh()
 		st.Seq = seq
 	}
-	st.Start = 0
-	if seq > 0 {
-		st.Start = p.o.Ends[seq-1]
+	if agents == 0 {
+		st.Start = 0
+		if seq > 0 {
+			st.Start = p.o.Ends[seq-1]
+		}
+		st.End = p.o.Ends[seq]
 	}
-	st.End = p.o.Ends[seq]
 	if agents < alive {
 		p.partial++
 	} else {

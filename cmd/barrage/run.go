@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/barrage-load/barrage/engine"
+	"github.com/barrage-load/barrage/pipeline"
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
+	"github.com/barrage-load/barrage/schedule"
 )
 
 const runAbout = `Loads one HTTP/1.1 target from this machine: one event loop per allowed CPU
@@ -73,19 +75,23 @@ func cmdRun(args []string) int {
 	}
 	opts.CPUs = cpus
 
-	agg := report.NewAggregator(plan.TargetURL, opts.Schedule, plan.Pipeline, plan.Open())
-	var progress io.Writer = os.Stderr
-	if *quiet {
-		progress = nil
+	// One in-process agent feeds the same pipeline as the coordinator's:
+	// the same progress lines, merge, verdict and report.
+	if opts.Interval == 0 {
+		opts.Interval = engine.DefaultInterval
+	}
+	sch := schedule.New(opts.Schedule)
+	pipe := pipeline.New(pipeline.Options{Plan: plan, Schedule: opts.Schedule, Ends: schedule.IntervalEnds(&sch, opts.Interval), Window: 1})
+	pipe.AddAgent(localAgent, localAgent, "")
+	if !*quiet {
+		pipe.OnInterval(func(iv *proto.Stats, _, _ int) { printProgress(os.Stderr, iv, pipe.Total()) })
 	}
 	var steady *runtimeStats
 	opts.OnInterval = func(s *proto.Stats) {
-		agg.Add(s)
-		if progress != nil {
-			printProgress(progress, s, agg.Total())
-		}
+		pipe.Add(localAgent, s)
+		pipe.Close([]string{localAgent}, false)
 		if *debugStats && steady == nil {
-			steady = readRuntimeStats(agg.Total().Responses)
+			steady = readRuntimeStats(pipe.Total().Responses)
 		}
 	}
 	eng, err := engine.New(opts)
@@ -103,22 +109,32 @@ func cmdRun(args []string) int {
 		fmt.Fprintf(os.Stderr, "barrage run: %v\n", err)
 		return exitNoStart
 	}
-	elapsed := agg.Total().End
+	pipe.Close([]string{localAgent}, true)
+	elapsed := pipe.Total().End
 	if *debugStats && steady != nil {
-		end := readRuntimeStats(agg.Total().Responses)
+		end := readRuntimeStats(pipe.Total().Responses)
 		n := end.responses - steady.responses
 		fmt.Fprintf(os.Stderr, "debug-stats: steady state: %d heap allocations (%d bytes) for %d responses = %.5f allocations per response; %d GC cycles; heap %.1f MB\n",
 			end.allocs-steady.allocs, end.bytes-steady.bytes, n, float64(end.allocs-steady.allocs)/float64(max(n, 1)),
 			end.gcs-steady.gcs, float64(end.heap)/(1<<20))
 	}
-	rep := agg.Report(elapsed)
+	rep := pipe.Report(elapsed)
+	code := exitOK
+	rep.Outcome = "completed"
+	if ctx.Err() != nil {
+		rep.Outcome = fmt.Sprintf("stopped early by a signal after %.1fs of %s: partial report", elapsed.Seconds(), plan.Duration)
+		code = exitInterrupted
+	}
 	if err := writeReport(rep, *jsonOut); err != nil {
 		fmt.Fprintf(os.Stderr, "barrage run: %v\n", err)
 		return exitNoStart
 	}
 	_ = res
-	return exitOK
+	return code
 }
+
+// localAgent names run's one in-process agent in the pipeline.
+const localAgent = "local"
 
 // planError prints err for the user and picks the exit code.
 func planError(cmd string, err error) int {
