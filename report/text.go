@@ -156,9 +156,12 @@ func (r *Report) WriteText(out io.Writer) error {
 			fmt.Fprintf(&b, "  - %s\n", n)
 		}
 	}
-	if r.Valid {
+	switch {
+	case r.Valid && r.delayedSends:
+		b.WriteString("\nVerdict     valid: the generator's loops kept up and held their connections, but its sends were delayed from outside them (see notes)\n")
+	case r.Valid:
 		b.WriteString("\nVerdict     valid: the generator kept its schedule and its connections\n")
-	} else {
+	default:
 		b.WriteString("\nVerdict     NOT VALID as a measurement of the target:\n")
 		for _, s := range r.InvalidReasons {
 			fmt.Fprintf(&b, "  - %s\n", s)

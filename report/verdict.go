@@ -230,6 +230,7 @@ func (a *Aggregator) judgeOpen(r *Report, hits float64, invalid, note func(strin
 			if r.Service != nil && r.Service.Count > 0 {
 				svc = fmt.Sprintf(" (service time p99 %s)", fmtUS(r.Service.P99))
 			}
+			r.delayedSends = true
 			note("sends went out late: send lateness p99 %s is %.0f%% of the latency p99 %s while the event loops were only %.0f%% busy, so the delay came from outside their own work (other processes on the generator's CPUs, the OS scheduler, the Go runtime); the latencies from the intended send time include it%s",
 				fmtUS(late), 100*share, fmtUS(lat), 100*t.LoopBusy(), svc)
 		}

@@ -73,6 +73,9 @@ func TestVerdictDemo(t *testing.T) {
 	r := judgeRun(sched, ivs)
 	mustValid(t, r)
 	notes := strings.Join(r.Notes, "\n")
+	if out := text(t, r); !strings.Contains(out, "Verdict     valid: the generator's loops kept up and held their connections, but its sends were delayed from outside them (see notes)\n") {
+		t.Errorf("verdict line:\n%s", out)
+	}
 	for _, want := range []string{
 		"sends went out late: send lateness p99 2.33ms is 58% of the latency p99 4.00ms while the event loops were only 26% busy",
 		"service time p99 1.96ms",
