@@ -29,7 +29,7 @@ type ProgressOptions struct {
 // connections held, and the agents reporting. `run` and `coord` both
 // print it, once per interval. total may be nil.
 //
-//	[   3.0s]    4998 req/s (target 5000)  p99 3.06ms    errors 12 (http_5xx 12), 36 in all  shed 3 (backlog 3)  conns 64/64  agents 3/3
+//	[   3.0s]      4998 req/s (target 5000)  p99 3.06ms    errors 12 (http_5xx 12), 36 in all  shed 3 (backlog 3)  conns 64/64  agents 3/3
 func ProgressLine(w io.Writer, iv, total *proto.Stats, o ProgressOptions) error {
 	var b strings.Builder
 	rps := 0.0
