@@ -264,9 +264,10 @@ func TestZooKeeperAuth(t *testing.T) {
 		}
 	}
 	rep := <-done
-	if rep == nil || rep.Outcome != "completed" || rep.Requests < 2300 {
+	if rep == nil || rep.Outcome != "completed" || len(rep.Agents) != 2 || rep.Agents[0].Lost || rep.Agents[1].Lost {
 		t.Fatalf("the test under attack: %+v", rep)
 	}
+	checkHonest(t, rep, 2400)
 	// A coordinator with another identity cannot use this root.
 	_, err = New(cl.options(Options{Agents: 1, Auth: &fleet.Auth{User: "x", Password: "y"}, Plan: cl.plan(t, 10, 1, time.Second)}))
 	if err == nil {

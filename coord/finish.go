@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"time"
@@ -129,6 +128,12 @@ func (m *monitor) report(elapsed time.Duration) *report.Report {
 		}
 		m.pipe.Aggregator().Degraded("agents lost (" + strings.Join(names, ", ") + ") until their budget moved to the survivors")
 	}
+	for _, ch := range st.Changes {
+		if ch.Reason == "set" {
+			_, step := stepAt(st.Schedule, time.Duration(ch.At*float64(time.Second)))
+			m.pipe.Aggregator().StepNote(step, fmt.Sprintf("set at %.1fs: %s", ch.At, ch.Label))
+		}
+	}
 	rep := m.pipe.Report(elapsed)
 	rep.TakenOverFrom = m.from
 	open := st.Plan.Open()
@@ -140,26 +145,20 @@ func (m *monitor) report(elapsed time.Duration) *report.Report {
 		if b, ok := m.budgets[a.ID]; ok {
 			row.Budget = b.Describe(open)
 		}
-		row.Requests = ag.Responses
-		row.Errors = ag.Failed() + ag.Errors[proto.ErrConnect]
-		row.LoopBusy = ag.LoopBusy()
-		if ag.End > 0 {
-			row.RPS = float64(ag.Responses) / ag.End.Seconds()
-		}
-		until := elapsed
+		m.pipe.Aggregator().FillAgent(&row, ag.Stats())
+		owed, partial := elapsed, true
 		if l := m.lostAt(a.ID); l >= 0 {
 			row.Lost, row.LostAt = true, l.Seconds()
 			// It died up to a session timeout before it was seen to:
 			// the intervals ending before that, and any before its last
 			// snapshot, were owed.
-			until = max(ag.End, l-m.c.o.SessionTimeout-st.Interval)
+			owed, partial = max(ag.End, l-m.c.o.SessionTimeout-st.Interval), false
 			row.Status = fmt.Sprintf("LOST at %.1fs (last snapshot ends %.1fs)", l.Seconds(), ag.End.Seconds())
 			if ag.DiscardN > 0 {
 				row.Status += fmt.Sprintf("; %d later snapshots (%d sent) discarded", ag.DiscardN, ag.Discarded.Sent)
 			}
 		}
-		row.Expected, row.Missing = m.pipe.Expected(ag, until)
-		row.Received = row.Expected - len(row.Missing)
+		report.IntervalCoverage(m.ends, owed, partial, ag.Received.List()).Apply(&row)
 		if r := m.results[a.ID]; r != nil {
 			if r.FirstSend > 0 {
 				firsts = append(firsts, r.FirstSend)
@@ -223,17 +222,12 @@ func (m *monitor) report(elapsed time.Duration) *report.Report {
 	return rep
 }
 
-// progress prints one merged interval.
-func progress(w io.Writer, iv, total *proto.Stats, agents, of int) {
-	d := (iv.End - iv.Start).Seconds()
-	rps := 0.0
-	if d > 0 {
-		rps = float64(iv.Responses) / d
+// stepAt is the connections and step in force at t.
+func stepAt(segs []proto.Segment, t time.Duration) (conns, step int) {
+	for _, g := range segs {
+		if t >= g.Start && t < g.End() {
+			return g.Connections, g.Step
+		}
 	}
-	p99 := "-"
-	if iv.Latency != nil && iv.Latency.TotalCount() > 0 {
-		p99 = (time.Duration(iv.Latency.ValueAtQuantile(99)) * time.Microsecond).String()
-	}
-	fmt.Fprintf(w, "[%6.1fs] %10.0f req/s  p99 %-10s errors %d  agents %d/%d\n",
-		iv.End.Seconds(), rps, p99, iv.TotalErrors(), agents, of)
+	return 0, 0
 }

@@ -67,10 +67,10 @@ func (m *monitor) pipeOptions() pipeline.Options {
 // hook connects the pipeline's consumers: progress lines, the
 // checkpoint's merged intervals, and the caller's own.
 func (m *monitor) hook() {
+	if w := m.c.o.Progress; w != nil {
+		m.pipe.PrintProgress(w, true)
+	}
 	m.pipe.OnInterval(func(iv *proto.Stats, agents, of int) {
-		if w := m.c.o.Progress; w != nil {
-			progress(w, iv, m.pipe.Total(), agents, of)
-		}
 		b, err := proto.MarshalSnapshot(&proto.Snapshot{Stats: iv})
 		if err != nil {
 			panic("BUG: coord: cannot encode a merged interval: " + err.Error())

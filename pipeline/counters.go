@@ -10,12 +10,12 @@ import (
 // in the report needs, small enough to keep for thousands of agents (the
 // histograms of a whole run merge into the test's totals, not per agent).
 type Counters struct {
-	Sent       uint64                     `json:"sent"`
-	Responses  uint64                     `json:"responses"`
-	Unfinished uint64                     `json:"unfinished"`
-	Errors     [proto.NumErrKinds]uint64  `json:"errors"`
-	Status4xx  uint64                     `json:"status_4xx"`
-	Status5xx  uint64                     `json:"status_5xx"`
+	Sent       uint64                    `json:"sent"`
+	Responses  uint64                    `json:"responses"`
+	Unfinished uint64                    `json:"unfinished"`
+	Errors     [proto.NumErrKinds]uint64 `json:"errors"`
+	// Status counts responses by code (sparse: a few codes per agent).
+	Status     map[int]uint64             `json:"status,omitempty"`
 	Scheduled  uint64                     `json:"scheduled"`
 	Backlogged uint64                     `json:"backlogged"`
 	Shed       [proto.NumShedKinds]uint64 `json:"shed"`
@@ -34,11 +34,13 @@ func (c *Counters) Add(s *proto.Stats) {
 	for i := range s.Errors {
 		c.Errors[i] += s.Errors[i]
 	}
-	for code := 400; code < 500; code++ {
-		c.Status4xx += s.Status[code]
-	}
-	for code := 500; code < 600; code++ {
-		c.Status5xx += s.Status[code]
+	for code, n := range s.Status {
+		if n > 0 {
+			if c.Status == nil {
+				c.Status = map[int]uint64{}
+			}
+			c.Status[code] += n
+		}
 	}
 	c.Scheduled += s.Scheduled
 	c.Backlogged += s.Backlogged
@@ -59,8 +61,12 @@ func (c *Counters) Merge(o *Counters) {
 	for i := range o.Errors {
 		c.Errors[i] += o.Errors[i]
 	}
-	c.Status4xx += o.Status4xx
-	c.Status5xx += o.Status5xx
+	for code, n := range o.Status {
+		if c.Status == nil {
+			c.Status = map[int]uint64{}
+		}
+		c.Status[code] += n
+	}
 	c.Scheduled += o.Scheduled
 	c.Backlogged += o.Backlogged
 	for i := range o.Shed {
@@ -80,6 +86,21 @@ func (c *Counters) Failed() uint64 {
 		n += c.Errors[k]
 	}
 	return n
+}
+
+// Stats returns the counters as statistics without histograms.
+func (c *Counters) Stats() *proto.Stats {
+	s := &proto.Stats{Sent: c.Sent, Responses: c.Responses, Unfinished: c.Unfinished, Errors: c.Errors,
+		Scheduled: c.Scheduled, Backlogged: c.Backlogged, Shed: c.Shed, Censored: c.Censored,
+		LoopCPU: c.LoopCPU, LoopCapacity: c.LoopCap, End: c.End}
+	for code, n := range c.Status {
+		if code >= 0 && code < proto.MaxStatus {
+			s.Status[code] += n
+		} else {
+			s.Status[0] += n
+		}
+	}
+	return s
 }
 
 // LoopBusy is the fraction of their cores the agent's event loops used.
@@ -121,6 +142,17 @@ func (r *Ranges) Add(seq int) bool {
 		*r = rs
 	}
 	return true
+}
+
+// List lists the set's members in order.
+func (r Ranges) List() []int {
+	var out []int
+	for _, x := range r {
+		for s := x[0]; s <= x[1]; s++ {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Has reports whether seq is in the set.

@@ -12,6 +12,7 @@ package pipeline
 
 import (
 	"fmt"
+	"io"
 	"sort"
 	"time"
 
@@ -85,7 +86,8 @@ func New(o Options) *Pipeline {
 	open := o.Plan.Open()
 	return &Pipeline{
 		o: o, open: open,
-		agg:     report.NewAggregator(o.Plan.TargetURL, o.Schedule, o.Plan.Pipeline, open),
+		agg: report.New(report.Options{Target: o.Plan.TargetURL, Schedule: o.Schedule, Pipeline: o.Plan.Pipeline,
+			Open: open, ExpectStatus: o.Plan.ExpectStatus}),
 		agents:  map[string]*Agent{},
 		pending: map[int]*pending{},
 		late:    map[int]*proto.Stats{},
@@ -97,6 +99,22 @@ func New(o Options) *Pipeline {
 // fn must not keep iv.
 func (p *Pipeline) OnInterval(fn func(iv *proto.Stats, agents, of int)) {
 	p.sinks = append(p.sinks, fn)
+}
+
+// PrintProgress prints one progress line per merged interval to w: the
+// one progress printer of run and the coordinator.
+func (p *Pipeline) PrintProgress(w io.Writer, fleet bool) {
+	expect := report.NewExpect(p.o.Plan.ExpectStatus)
+	p.OnInterval(func(iv *proto.Stats, agents, of int) {
+		o := report.ProgressOptions{Expect: expect}
+		if p.open {
+			o.TargetRate = report.PlannedRate(p.o.Schedule, iv.Start, iv.End)
+		}
+		if fleet {
+			o.Agents, o.AgentsTotal = agents, len(p.order)
+		}
+		_ = report.ProgressLine(w, iv, p.Total(), o)
+	})
 }
 
 // Aggregator is the report's aggregator the pipeline feeds.

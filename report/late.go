@@ -7,10 +7,11 @@ import "github.com/barrage-load/barrage/proto"
 // join the totals and its step, not the timeline. It does not keep s.
 func (a *Aggregator) AddLate(s *proto.Stats) {
 	a.dropped += a.total.Merge(s)
-	st := a.steps[s.Step]
-	if st == nil {
-		st = proto.NewStats(a.open)
-		a.steps[s.Step] = st
+	acc := a.steps[s.Step]
+	if acc == nil {
+		acc = &stepAcc{st: proto.NewStats(a.open), first: s.Start}
+		a.steps[s.Step] = acc
 	}
-	a.dropped += st.Merge(s)
+	acc.first = min(acc.first, s.Start)
+	a.dropped += acc.st.Merge(s)
 }

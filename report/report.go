@@ -219,19 +219,21 @@ type Report struct {
 	delayedSends bool
 }
 
-// Exit statuses a report calls for (see Report.ExitCode). They continue
-// cmd/barrage's 0 (completed), 1 (could not start) and 2 (bad input).
+// Exit statuses a report calls for (see Report.ExitCode), as the command
+// line documents them: 0 completed, 1 could not run or finish, 2 bad
+// input, 3 thresholds failed, 130 interrupted (the command decides 2 and
+// 130 itself).
 const (
 	// ExitOK: the test completed and the target answered. The verdict
 	// may still be NOT VALID: read `valid` in the JSON.
 	ExitOK = 0
 	// ExitNoAnswers: the target answered nothing although requests were
-	// sent or due.
-	ExitNoAnswers = 3
+	// sent or due: there is no measurement.
+	ExitNoAnswers = 1
 	// ExitIncomplete: the test did not complete (Outcome is neither empty
-	// nor "completed": stopped early, superseded, ZooKeeper lost, ...);
-	// the report covers only the part that ran.
-	ExitIncomplete = 4
+	// nor "completed": stopped, superseded, ZooKeeper lost, ...); the
+	// report covers only the part that ran.
+	ExitIncomplete = 1
 )
 
 // ExitCode is the exit status the command should end with: ExitNoAnswers

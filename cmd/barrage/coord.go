@@ -113,6 +113,9 @@ func cmdCoord(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "barrage coord: %v\n", err)
 	}
+	if err == nil && rep != nil {
+		return rep.ExitCode()
+	}
 	return coordExit(err)
 }
 

@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
-	"time"
 
 	"github.com/barrage-load/barrage/engine"
 	"github.com/barrage-load/barrage/pipeline"
@@ -84,7 +83,7 @@ func cmdRun(args []string) int {
 	pipe := pipeline.New(pipeline.Options{Plan: plan, Schedule: opts.Schedule, Ends: schedule.IntervalEnds(&sch, opts.Interval), Window: 1})
 	pipe.AddAgent(localAgent, localAgent, "")
 	if !*quiet {
-		pipe.OnInterval(func(iv *proto.Stats, _, _ int) { printProgress(os.Stderr, iv, pipe.Total()) })
+		pipe.PrintProgress(os.Stderr, false)
 	}
 	var steady *runtimeStats
 	opts.OnInterval = func(s *proto.Stats) {
@@ -119,8 +118,8 @@ func cmdRun(args []string) int {
 			end.gcs-steady.gcs, float64(end.heap)/(1<<20))
 	}
 	rep := pipe.Report(elapsed)
-	code := exitOK
-	rep.Outcome = "completed"
+	rep.Outcome = report.OutcomeCompleted
+	code := rep.ExitCode()
 	if ctx.Err() != nil {
 		rep.Outcome = fmt.Sprintf("stopped early by a signal after %.1fs of %s: partial report", elapsed.Seconds(), plan.Duration)
 		code = exitInterrupted
@@ -146,20 +145,6 @@ func planError(cmd string, err error) int {
 		return exitBadInput
 	}
 	return exitNoStart
-}
-
-func printProgress(w io.Writer, s, total *proto.Stats) {
-	d := (s.End - s.Start).Seconds()
-	rps := 0.0
-	if d > 0 {
-		rps = float64(s.Responses) / d
-	}
-	p99 := "-"
-	if s.Latency != nil && s.Latency.TotalCount() > 0 {
-		p99 = (time.Duration(s.Latency.ValueAtQuantile(99)) * time.Microsecond).String()
-	}
-	fmt.Fprintf(w, "[%6.1fs] %10.0f req/s  p99 %-10s errors %d (total %d)  conns %d/%d\n",
-		s.End.Seconds(), rps, p99, s.TotalErrors(), total.TotalErrors(), s.ConnsOpen, s.ConnsWanted)
 }
 
 // writeReport prints the text report and writes the JSON one if asked.
