@@ -109,6 +109,8 @@ type Coordinator struct {
 	// them; dirs, the parents it created, removed if left empty.
 	made []string
 	dirs []string
+	// done is the test this coordinator finished, for Cleanup.
+	done *fleet.TestState
 }
 
 func (c *Coordinator) logf(format string, args ...any) {
@@ -160,8 +162,12 @@ func New(o Options) (*Coordinator, error) {
 	return &Coordinator{o: o, p: fleet.Paths{Root: o.Root}, s: s, host: fleet.Clean(host, 255)}, nil
 }
 
-// Close ends the session (and so the leadership).
-func (c *Coordinator) Close() { c.s.Close() }
+// Close removes a finished test's state (see Cleanup) and ends the
+// session (and so the leadership).
+func (c *Coordinator) Close() {
+	c.Cleanup()
+	c.s.Close()
+}
 
 // Run leads (or waits as standby), then runs the plan or takes over the
 // running test, and returns its report. The report is returned whenever

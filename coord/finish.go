@@ -56,26 +56,67 @@ func (m *monitor) finish(ctx context.Context, interrupted bool) (*report.Report,
 	if errors.Is(m.err, ErrZooKeeperLost) || c.s.IsExpired() {
 		return rep, m.err
 	}
-	// Done: the report is printed, its state goes (a failed write here
-	// leaves it for `barrage report --zk` and the next coordinator).
+	// Done: the test is marked so now; its state is removed by Cleanup,
+	// after the report is out (a failed write leaves it for `barrage
+	// report --zk` and the next coordinator).
 	m.st.Phase = fleet.PhaseDone
 	if m.saveState() {
+		c.done = m.st
+	}
+	return rep, m.err
+}
+
+// Cleanup removes a finished test's state from ZooKeeper (its
+// assignments, /current, its subtree) in a few batched writes, and leaves
+// the election. Call it after the report is printed.
+func (c *Coordinator) Cleanup() {
+	if st := c.done; st != nil && !c.s.IsExpired() {
+		c.done = nil
 		var ops []any
-		for _, a := range m.st.Agents {
-			ops = append(ops, opDelete(c.p.Assign(a.ID)))
+		for _, a := range st.Agents {
+			if ok, _, _ := c.s.Conn.Exists(c.p.Assign(a.ID)); ok {
+				ops = append(ops, opDelete(c.p.Assign(a.ID)))
+			}
 		}
-		for _, op := range ops {
-			_ = c.fenced(op)
+		if b, _, err := c.s.Conn.Get(c.p.Current()); err == nil && string(b) == st.ID {
+			ops = append(ops, opDelete(c.p.Current()))
 		}
-		if b, _, err := c.s.Conn.Get(c.p.Current()); err == nil && string(b) == m.st.ID {
-			_ = c.fenced(opDelete(c.p.Current()))
-		}
-		if !c.s.IsExpired() {
-			_ = c.s.DeleteTree(c.p.Test(m.st.ID))
-		}
+		c.batch(ops)
+		c.deleteTree(c.p.Test(st.ID))
 	}
 	c.leave()
-	return rep, m.err
+}
+
+// batch runs fenced deletes in multi-ops of at most 1000.
+func (c *Coordinator) batch(ops []any) {
+	for len(ops) > 0 {
+		n := min(len(ops), 1000)
+		_ = c.fenced(ops[:n]...)
+		ops = ops[n:]
+	}
+}
+
+// deleteTree removes a test's subtree (two levels deep: see the layout)
+// in batched multi-ops, children first.
+func (c *Coordinator) deleteTree(path string) {
+	kids, _, err := c.s.Conn.Children(path)
+	if err != nil {
+		return
+	}
+	var ops []any
+	for _, k := range kids {
+		sub := path + "/" + k
+		if grand, _, err := c.s.Conn.Children(sub); err == nil && len(grand) > 0 {
+			var leaf []any
+			for _, g := range grand {
+				leaf = append(leaf, opDelete(sub+"/"+g))
+			}
+			c.batch(leaf)
+		}
+		ops = append(ops, opDelete(sub))
+	}
+	c.batch(ops)
+	_ = c.fenced(opDelete(path))
 }
 
 // collect reads snapshots and results until every agent alive delivered
@@ -89,8 +130,19 @@ func (m *monitor) collect(deadline time.Time) {
 		}
 		m.readSnaps()
 		missing := 0
+		// One listing tells which results are there: only those are read.
+		have := map[string]bool{}
+		if kids, _, err := c.s.Conn.Children(c.p.Results(m.st.ID)); err == nil {
+			for _, k := range kids {
+				have[k] = true
+			}
+		}
 		for _, a := range m.alive() {
 			if m.results[a.ID] != nil {
+				continue
+			}
+			if !have[a.ID] {
+				missing++
 				continue
 			}
 			b, _, err := c.s.Conn.Get(c.p.Result(m.st.ID, a.ID))
