@@ -220,7 +220,7 @@ func (m *monitor) readSnaps() {
 			continue
 		}
 		m.read[k] = seq
-		sn, err := proto.UnmarshalSnapshot(b)
+		sn, err := proto.ParseSnapshot(b)
 		if err != nil || sn.Agent != agent || sn.Stats.Seq != seq {
 			c.logf("refused snapshot %s: %v", k, errOr(err, "its content names another agent or interval"))
 			m.foreign++
@@ -235,7 +235,7 @@ func (m *monitor) readSnaps() {
 			m.pipe.Discard(agent, sn.Stats)
 			continue
 		}
-		m.pipe.Add(agent, sn.Stats)
+		m.pipe.AddParsed(agent, sn)
 	}
 }
 

@@ -165,9 +165,17 @@ const (
 )
 
 // Add folds one agent's snapshot of one interval.
-func (p *Pipeline) Add(agent string, s *proto.Stats) Outcome {
+func (p *Pipeline) Add(agent string, s *proto.Stats) Outcome { return p.add(agent, s, s.Open(), nil) }
+
+// AddParsed folds a parsed snapshot (the coordinator's path: its
+// histograms are merged from their count streams, never built).
+func (p *Pipeline) AddParsed(agent string, ps *proto.ParsedSnapshot) Outcome {
+	return p.add(agent, ps.Stats, ps.Open, ps)
+}
+
+func (p *Pipeline) add(agent string, s *proto.Stats, open bool, ps *proto.ParsedSnapshot) Outcome {
 	a := p.agents[agent]
-	if a == nil || s.Seq < 0 || s.Seq >= len(p.o.Ends) || s.Open() != p.open {
+	if a == nil || s.Seq < 0 || s.Seq >= len(p.o.Ends) || open != p.open {
 		return Unknown
 	}
 	if !a.Received.Add(s.Seq) {
@@ -177,14 +185,19 @@ func (p *Pipeline) Add(agent string, s *proto.Stats) Outcome {
 	if s.Seq < p.next {
 		a.Counters.Add(s)
 		a.LateN++
+		full := s
+		if ps != nil {
+			full = proto.NewStats(p.open)
+			p.agg.AddDropped(ps.MergeInto(full))
+		}
 		l := p.late[s.Step]
 		if l == nil {
 			l = proto.NewStats(p.open)
 			l.Step = s.Step
 			p.late[s.Step] = l
 		}
-		p.agg.AddDropped(l.Merge(s))
-		p.agg.AddLate(s)
+		p.agg.AddDropped(l.Merge(full))
+		p.agg.AddLate(full)
 		return Late
 	}
 	pd := p.pending[s.Seq]
@@ -192,7 +205,11 @@ func (p *Pipeline) Add(agent string, s *proto.Stats) Outcome {
 		pd = &pending{st: p.fresh(), from: map[string]*Counters{}}
 		p.pending[s.Seq] = pd
 	}
-	p.agg.AddDropped(pd.st.Merge(s))
+	if ps != nil {
+		p.agg.AddDropped(ps.MergeInto(pd.st))
+	} else {
+		p.agg.AddDropped(pd.st.Merge(s))
+	}
 	pd.st.Seq, pd.st.Step = s.Seq, s.Step
 	c := &Counters{}
 	c.Add(s)

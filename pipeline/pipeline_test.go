@@ -155,3 +155,41 @@ func TestRanges(t *testing.T) {
 		t.Fatalf("ranges %v", r)
 	}
 }
+
+// TestAddParsedMatchesAdd: the coordinator's path (parsed snapshots merged
+// from their count streams) gives the same totals as decoded snapshots,
+// late ones included.
+func TestAddParsedMatchesAdd(t *testing.T) {
+	_, o := plan(t)
+	a, b := New(o), New(o)
+	for _, p := range []*Pipeline{a, b} {
+		p.AddAgent("x", "x", "h")
+		p.AddAgent("y", "y", "h")
+	}
+	feed := []struct {
+		agent string
+		seq   int
+	}{{"x", 0}, {"x", 1}, {"x", 2}, {"x", 3}, {"y", 3}, {"y", 0}, {"y", 1}, {"y", 2}}
+	for i, f := range feed {
+		s := snap(f.seq, uint64(10+i), int64(100*(i+1)))
+		enc, err := proto.MarshalSnapshot(&proto.Snapshot{Agent: f.agent, Stats: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := proto.ParseSnapshot(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if oa, ob := a.Add(f.agent, s), b.AddParsed(f.agent, ps); oa != ob {
+			t.Fatalf("%v: outcome %d vs %d", f, oa, ob)
+		}
+		a.Close([]string{"x", "y"}, false)
+		b.Close([]string{"x", "y"}, false)
+	}
+	a.Close([]string{"x", "y"}, true)
+	b.Close([]string{"x", "y"}, true)
+	ta, tb := a.Total(), b.Total()
+	if !ta.Latency.Equals(tb.Latency) || !ta.Service.Equals(tb.Service) || ta.Responses != tb.Responses {
+		t.Fatalf("totals differ: %d/%d vs %d/%d", ta.Responses, ta.Latency.TotalCount(), tb.Responses, tb.Latency.TotalCount())
+	}
+}

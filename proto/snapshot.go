@@ -110,10 +110,19 @@ func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 	return out, nil
 }
 
-// UnmarshalSnapshot decodes MarshalSnapshot's bytes.
-func UnmarshalSnapshot(b []byte) (*Snapshot, error) {
+// MaxSnapshot bounds an encoded snapshot (what one znode can hold).
+const MaxSnapshot = 1 << 20
+
+// splitSnapshot decodes a snapshot's counters and returns its four
+// histogram parts (Latency, Service, Corrected, Lateness; empty when
+// absent), still encoded.
+func splitSnapshot(b []byte) (*Snapshot, bool, [4][]byte, error) {
+	var parts [4][]byte
+	if len(b) > MaxSnapshot {
+		return nil, false, parts, fmt.Errorf("%w: %d bytes (at most %d)", ErrBadSnapshot, len(b), MaxSnapshot)
+	}
 	if len(b) < len(snapshotMagic) || string(b[:len(snapshotMagic)]) != string(snapshotMagic) {
-		return nil, fmt.Errorf("%w: no magic", ErrBadSnapshot)
+		return nil, false, parts, fmt.Errorf("%w: no magic", ErrBadSnapshot)
 	}
 	b = b[len(snapshotMagic):]
 	next := func() ([]byte, error) {
@@ -127,11 +136,14 @@ func UnmarshalSnapshot(b []byte) (*Snapshot, error) {
 	}
 	js, err := next()
 	if err != nil {
-		return nil, err
+		return nil, false, parts, err
 	}
 	var m snapshotMeta
 	if err := json.Unmarshal(js, &m); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		return nil, false, parts, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	}
+	if m.Seq < 0 || m.Step < 0 || m.StartNS < 0 || m.EndNS < m.StartNS || m.ConnsOpen < 0 || m.ConnsWanted < 0 || m.LoopCPU < 0 || m.LoopCap < 0 {
+		return nil, false, parts, fmt.Errorf("%w: negative counters or times", ErrBadSnapshot)
 	}
 	s := &Stats{
 		Seq: m.Seq, Step: m.Step, Start: time.Duration(m.StartNS), End: time.Duration(m.EndNS),
@@ -154,15 +166,32 @@ func UnmarshalSnapshot(b []byte) (*Snapshot, error) {
 	for k := ErrKind(0); k < NumErrKinds; k++ {
 		s.Errors[k] = m.Errors[k.String()]
 	}
-	for _, dst := range []**hdrhistogram.Histogram{&s.Latency, &s.Service, &s.Corrected, &s.Lateness} {
+	for i := range parts {
 		part, err := next()
 		if err != nil {
-			return nil, err
+			return nil, false, parts, err
 		}
-		if len(part) == 0 {
+		parts[i] = part
+	}
+	sn := &Snapshot{Agent: m.Agent, Stats: s, Final: m.Final}
+	if m.FirstSend != 0 {
+		sn.FirstSend = time.Unix(0, m.FirstSend)
+	}
+	return sn, m.Open, parts, nil
+}
+
+// UnmarshalSnapshot decodes MarshalSnapshot's bytes.
+func UnmarshalSnapshot(b []byte) (*Snapshot, error) {
+	sn, _, parts, err := splitSnapshot(b)
+	if err != nil {
+		return nil, err
+	}
+	s := sn.Stats
+	for i, dst := range []**hdrhistogram.Histogram{&s.Latency, &s.Service, &s.Corrected, &s.Lateness} {
+		if len(parts[i]) == 0 {
 			continue
 		}
-		h, err := DecodeHistogram(part)
+		h, err := DecodeHistogram(parts[i])
 		if err != nil {
 			return nil, err
 		}
@@ -170,10 +199,6 @@ func UnmarshalSnapshot(b []byte) (*Snapshot, error) {
 	}
 	if s.Latency == nil {
 		s.Latency = NewHistogram()
-	}
-	sn := &Snapshot{Agent: m.Agent, Stats: s, Final: m.Final}
-	if m.FirstSend != 0 {
-		sn.FirstSend = time.Unix(0, m.FirstSend)
 	}
 	return sn, nil
 }
