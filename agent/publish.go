@@ -173,8 +173,7 @@ func (p *publisher) finish(toZK bool) fleet.AgentResult {
 	switch {
 	case p.forged > 0:
 		r.Error = fmt.Sprintf("%d snapshot nodes existed before this agent wrote them (forged?); its own are in %s", p.forged, p.dir)
-	case len(p.queue) > 0 || p.dropped > 0:
-		r.Error = fmt.Sprintf("%d snapshots could not be published; all are kept in %s", len(p.queue)+p.dropped, p.dir)
 	}
+	r.Unpublished = len(p.queue) + p.dropped
 	return r
 }

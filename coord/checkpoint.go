@@ -38,7 +38,9 @@ const maxCheckpointOps = 5000
 func (m *monitor) checkpoint(force bool) {
 	next := m.pipe.Next()
 	every := max(1, min(5, 500/max(1, len(m.st.Agents))))
-	if next == m.lastCkpt || (!force && next-m.lastCkpt < every) {
+	if next == m.lastCkpt || (!force && next-m.lastCkpt < every) || m.c.s.Down() > 0 {
+		// Nothing new, or cut off: the next poll tries again (a retry
+		// here would hold the poll loop while ZooKeeper is away).
 		return
 	}
 	st, err := m.pipe.Checkpoint()
@@ -72,7 +74,10 @@ func (m *monitor) checkpoint(force bool) {
 			size += 100
 		}
 	}
-	err = c.fencedRetry(ops...)
+	err = c.fenced(ops...)
+	if fleet.Transient(err) {
+		return
+	}
 	if errors.Is(err, zk.ErrNodeExists) {
 		// A merged interval written by an earlier try that failed after
 		// the server applied it cannot be: multi-ops are atomic. Say it.

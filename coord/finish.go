@@ -20,6 +20,13 @@ func (m *monitor) finish(ctx context.Context, interrupted bool) (*report.Report,
 	c := m.c
 	dur := m.st.Plan.Duration.D()
 	elapsed := min(m.since(), dur)
+	if !interrupted && m.err == nil {
+		// Cut off at the end: wait for the connection to come back, or
+		// for a session timeout to say ZooKeeper is lost.
+		for c.s.Down() > 0 && m.healthy() {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	switch {
 	case interrupted:
 		m.stop = fmt.Sprintf("stopped early by a signal after %.1fs of %s: partial report", elapsed.Seconds(), dur)

@@ -147,15 +147,7 @@ func (m *monitor) run(ctx context.Context) (*report.Report, error) {
 	var cfgW, agW, stopW fleet.Watch
 	interrupted := false
 	for m.err == nil {
-		if c.s.IsExpired() {
-			m.fail(fmt.Sprintf("superseded: my ZooKeeper session expired at %.1fs (frozen or cut off past %s); a standby may lead test %s now, and this coordinator writes nothing more",
-				m.since().Seconds(), c.o.SessionTimeout, m.st.ID), ErrSuperseded)
-			break
-		}
-		if d := c.s.Down(); d > c.o.SessionTimeout {
-			at := m.since() - d
-			m.fail(fmt.Sprintf("ZooKeeper lost at %.1fs; agents stop sending a session timeout after they lose it and keep their results (barrage report --state-dir DIR... rebuilds the whole test)", at.Seconds()),
-				fmt.Errorf("%w at %.1fs", ErrZooKeeperLost, at.Seconds()))
+		if !m.healthy() {
 			break
 		}
 		if data, _, err := stopW.Get(c.s.Conn, c.p.Stop(m.st.ID)); err == nil {
@@ -195,6 +187,25 @@ func (m *monitor) run(ctx context.Context) (*report.Report, error) {
 		}
 	}
 	return m.finish(ctx, interrupted)
+}
+
+// healthy checks the session: an expired one means another coordinator
+// may lead (superseded); one cut off for a session timeout means
+// ZooKeeper is lost. Either ends this coordinator's part in the test.
+func (m *monitor) healthy() bool {
+	c := m.c
+	if c.s.IsExpired() {
+		m.fail(fmt.Sprintf("superseded: my ZooKeeper session expired at %.1fs (frozen or cut off past %s); a standby may lead test %s now, and this coordinator writes nothing more",
+			m.since().Seconds(), c.o.SessionTimeout, m.st.ID), ErrSuperseded)
+		return false
+	}
+	if d := c.s.Down(); d > c.o.SessionTimeout {
+		at := m.since() - d
+		m.fail(fmt.Sprintf("ZooKeeper lost at %.1fs; agents stop sending a session timeout after they lose it and keep their results (barrage report --state-dir DIR... rebuilds the whole test)", at.Seconds()),
+			fmt.Errorf("%w at %.1fs", ErrZooKeeperLost, at.Seconds()))
+		return false
+	}
+	return m.err == nil
 }
 
 // readSnaps folds the snapshots not yet read: one listing per call; the

@@ -122,6 +122,8 @@ func FromStateDirs(dirs []string, test string) (*report.Report, error) {
 				row.Status = "failed: " + r.Error
 			case r.Fenced != "":
 				row.Status = "fenced: " + r.Fenced
+			case r.Unpublished > 0:
+				row.Status = fmt.Sprintf("ok (%d snapshots kept only on disk)", r.Unpublished)
 			}
 		} else {
 			row.Status = "no result kept (still running, or killed)"

@@ -209,6 +209,9 @@ type AgentResult struct {
 	P99       int64   `json:"p99_us"`
 	LoopBusy  float64 `json:"loop_busy"`
 	Error     string  `json:"error,omitempty"`
+	// Unpublished counts snapshots that never reached ZooKeeper (it was
+	// away): they are in StateDir.
+	Unpublished int `json:"unpublished,omitempty"`
 	// Fenced says why the agent stopped sending before its plan's end
 	// (its session expired, its registration vanished).
 	Fenced string `json:"fenced,omitempty"`
