@@ -28,8 +28,12 @@ help:
 	@echo "make demo         ZooKeeper + target + 2 agents + coordinator: a short stepped test"
 	@echo "make check        gofmt, go vet, and a clean tree after formatting"
 
+# The commit for `barrage --version` when the go command records none (a
+# git worktree, GOFLAGS=-buildvcs=false): see buildCommit in cmd/barrage.
+VCS_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +modified)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/barrage
+	$(GO) build -ldflags "-X main.buildCommit=$(VCS_COMMIT)" -o $(BIN) ./cmd/barrage
 
 deps:
 	bash scripts/install-deps.sh zookeeper

@@ -111,9 +111,22 @@ func cmdSet(args []string) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if *zkHosts == "" || (*rate < 0 && *conns <= 0) {
+	if *zkHosts == "" || (!fs.Changed("rate") && !fs.Changed("connections")) {
 		fmt.Fprintln(os.Stderr, "barrage set: give --zk and at least one of --rate R (>= 0) or --connections C (> 0)")
 		return exitBadInput
+	}
+	// The same bounds as a plan's, checked before ZooKeeper is touched.
+	if fs.Changed("rate") {
+		if err := proto.CheckRate(*rate); err != nil {
+			fmt.Fprintf(os.Stderr, "barrage set: %v\n", err)
+			return exitBadInput
+		}
+	}
+	if fs.Changed("connections") {
+		if err := proto.CheckConnections(*conns); err != nil {
+			fmt.Fprintf(os.Stderr, "barrage set: %v\n", err)
+			return exitBadInput
+		}
 	}
 	res, err := coord.Set(context.Background(), coord.SetOptions{
 		ZK: *zkHosts, Root: *root, Test: *test, Rate: *rate, Connections: *conns, Wait: *wait,
