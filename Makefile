@@ -5,13 +5,16 @@ PKGS    := ./...
 # Packages the race detector runs on. The engine's hot loop is included:
 # its tests are short and -race checks the hand-offs between goroutines.
 RACE_PKGS := ./proto/... ./engine/... ./report/... ./coord/... ./server/... ./schedule/... ./internal/...
-FUZZTIME ?= 20s
+# make fuzz runs every fuzz target for FUZZTIME; make test runs each for
+# FUZZTIME_SHORT after the tests (the seeds alone run in go test).
+FUZZTIME ?= 60s
+FUZZTIME_SHORT ?= 3s
 
 .PHONY: help build test race fuzz bench bench-peers bench-rate bench-overhead bench-conns bench-syscalls bench-profile bench-allocs check deps demo clean
 
 help:
 	@echo "make build        build $(BIN)"
-	@echo "make test         install ZooKeeper if missing, then unit, fuzz-seed, allocation and end-to-end tests"
+	@echo "make test         install ZooKeeper if missing, then unit, fuzz-seed, allocation and end-to-end tests, and each fuzz target for FUZZTIME_SHORT ($(FUZZTIME_SHORT))"
 	@echo "make race         tests under the race detector"
 	@echo "make fuzz         run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
 	@echo "make bench        Go micro-benchmarks (parser vs net/http, encoder, pacer, histogram)"
@@ -25,8 +28,12 @@ help:
 	@echo "make demo         ZooKeeper + target + 2 agents + coordinator: a short stepped test"
 	@echo "make check        gofmt, go vet, and a clean tree after formatting"
 
+# The commit for `barrage --version` when the go command records none (a
+# git worktree, GOFLAGS=-buildvcs=false): see buildCommit in cmd/barrage.
+VCS_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +modified)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/barrage
+	$(GO) build -ldflags "-X main.buildCommit=$(VCS_COMMIT)" -o $(BIN) ./cmd/barrage
 
 deps:
 	bash scripts/install-deps.sh zookeeper
@@ -34,17 +41,13 @@ deps:
 test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -p 1 -timeout 12m $(PKGS)
+	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME_SHORT)
 
 race: deps
 	$(GO) test -count=1 -race -timeout 15m $(RACE_PKGS)
 
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; \
-	done
+	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./proto/... ./engine/...

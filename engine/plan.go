@@ -43,7 +43,7 @@ func FromPlan(p *proto.Plan) (Options, error) {
 		req.Headers = append(req.Headers, http1.Header{Name: k, Value: p.Headers[k]})
 	}
 	if err := req.Validate(); err != nil {
-		return Options{}, fmt.Errorf("%w: %v", proto.ErrBadPlan, err)
+		return Options{}, proto.BadPlanf("%v", err)
 	}
 	return Options{
 		Addr:           ta.String(),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/klauspost/compress/zlib"
@@ -77,66 +78,141 @@ func EncodeHistogram(dst []byte, h *hdrhistogram.Histogram) ([]byte, error) {
 	return append(dst, z.Bytes()...), nil
 }
 
-// maxCounts bounds a decoded histogram's counts so hostile bytes cannot
-// make us allocate without limit (our own geometry needs ~17 k).
-const maxCounts = 1 << 22
+// MaxHistogramCount bounds the values one decoded histogram may hold:
+// 2^53, the largest count a float64 holds exactly (percentile queries
+// compute ranks in float64). That is 1e8 requests a second for 2.8 years,
+// so no honest interval comes near it, and a crafted one cannot make the
+// total overflow into a negative count.
+const MaxHistogramCount = 1 << 53
+
+// maxPayload is the largest V2 payload a histogram of our geometry can
+// have: the header and one varint of at most 10 bytes per count. Hostile
+// bytes that inflate to more are refused after reading this much, so a
+// few kilobytes of zlib can never make the decoder allocate megabytes.
+func maxPayload() int { return v2HeaderLen + countsLen()*binary.MaxVarintLen64 }
+
+func badHist(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadHistogram, fmt.Sprintf(format, a...))
+}
+
+// inflateHistogram checks an encoded histogram's framing and header and
+// returns its count stream (ZigZag varints) and conversion ratio.
+func inflateHistogram(b []byte) ([]byte, float64, error) {
+	if len(b) < 8 || int32(binary.BigEndian.Uint32(b)) != v2CompressedCookie {
+		return nil, 0, badHist("not a V2 compressed histogram")
+	}
+	if n := binary.BigEndian.Uint32(b[4:]); uint64(n) != uint64(len(b)-8) {
+		return nil, 0, badHist("length %d, have %d bytes", n, len(b)-8)
+	}
+	// A bytes.Reader is an io.ByteReader: the inflater reads no further
+	// than the zlib stream's end, so what is left over is trailing bytes.
+	br := bytes.NewReader(b[8:])
+	zr, err := newInflater(br)
+	if err != nil {
+		return nil, 0, badHist("%v", err)
+	}
+	defer inflaters.Put(zr)
+	var hdr [v2HeaderLen]byte
+	if _, err := io.ReadFull(zr, hdr[:]); err != nil {
+		return nil, 0, badHist("V2 payload header: %v", err)
+	}
+	if int32(binary.BigEndian.Uint32(hdr[:])) != v2Cookie {
+		return nil, 0, badHist("bad V2 payload cookie")
+	}
+	// Size the buffer from the declared length only once it is known to be
+	// one our geometry can need.
+	plen := binary.BigEndian.Uint32(hdr[4:])
+	if uint64(plen) > uint64(maxPayload()-v2HeaderLen) {
+		return nil, 0, badHist("payload length %d, more than %d counts can need", plen, countsLen())
+	}
+	if off := binary.BigEndian.Uint32(hdr[8:]); off != 0 {
+		return nil, 0, badHist("normalizing index offset %d (not supported)", off)
+	}
+	sig := int64(binary.BigEndian.Uint32(hdr[12:]))
+	lo := int64(binary.BigEndian.Uint64(hdr[16:]))
+	hi := int64(binary.BigEndian.Uint64(hdr[24:]))
+	if lo != HistMin || hi != HistMax || sig != HistDigits {
+		return nil, 0, badHist("geometry %d..%d/%d, want %d..%d/%d", lo, hi, sig, HistMin, HistMax, HistDigits)
+	}
+	ratio := math.Float64frombits(binary.BigEndian.Uint64(hdr[32:]))
+	if !(ratio > 0) || math.IsInf(ratio, 1) {
+		return nil, 0, badHist("conversion ratio %g", ratio)
+	}
+	payload := make([]byte, plen)
+	if _, err := io.ReadFull(zr, payload); err != nil {
+		return nil, 0, badHist("payload shorter than its length %d: %v", plen, err)
+	}
+	// The stream must end here: this read also checks the zlib checksum.
+	var one [1]byte
+	if n, err := zr.Read(one[:]); n != 0 || err != io.EOF {
+		if n != 0 {
+			return nil, 0, badHist("payload longer than its length %d", plen)
+		}
+		return nil, 0, badHist("%v", err)
+	}
+	if br.Len() != 0 {
+		return nil, 0, badHist("%d bytes after the compressed payload", br.Len())
+	}
+	return payload, ratio, nil
+}
+
+// inflaters recycles zlib readers (each holds ~40 KB of state): the
+// coordinator inflates three histograms per snapshot.
+var inflaters sync.Pool
+
+func newInflater(r io.Reader) (io.ReadCloser, error) {
+	if zr, ok := inflaters.Get().(io.ReadCloser); ok {
+		if err := zr.(zlib.Resetter).Reset(r, nil); err != nil {
+			return nil, err
+		}
+		return zr, nil
+	}
+	return zlib.NewReader(r)
+}
 
 // DecodeHistogram reads a histogram written by EncodeHistogram (or any
-// HdrHistogram V2 compressed encoding).
+// HdrHistogram V2 compressed encoding of the project's geometry: HistMin,
+// HistMax, HistDigits, no normalizing offset).
+//
+// The bytes may be hostile (anyone who can write a znode can hand them to
+// the coordinator), so every length is checked before it is used: it never
+// panics, allocates at most about 0.5 MB whatever it is given, and accepts
+// only what EncodeHistogram can write back to an equal histogram.
 func DecodeHistogram(b []byte) (*hdrhistogram.Histogram, error) {
-	if len(b) < 8 || int32(binary.BigEndian.Uint32(b)) != v2CompressedCookie {
-		return nil, fmt.Errorf("%w: not a V2 compressed histogram", ErrBadHistogram)
-	}
-	n := binary.BigEndian.Uint32(b[4:])
-	if int(n) != len(b)-8 {
-		return nil, fmt.Errorf("%w: length %d, have %d bytes", ErrBadHistogram, n, len(b)-8)
-	}
-	zr, err := zlib.NewReader(bytes.NewReader(b[8:]))
+	payload, ratio, err := inflateHistogram(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadHistogram, err)
+		return nil, err
 	}
-	payload, err := io.ReadAll(io.LimitReader(zr, v2HeaderLen+maxCounts*10))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadHistogram, err)
-	}
-	if len(payload) < v2HeaderLen || int32(binary.BigEndian.Uint32(payload)) != v2Cookie {
-		return nil, fmt.Errorf("%w: bad V2 payload header", ErrBadHistogram)
-	}
-	plen := int(binary.BigEndian.Uint32(payload[4:]))
-	if plen != len(payload)-v2HeaderLen {
-		return nil, fmt.Errorf("%w: payload length %d, have %d", ErrBadHistogram, plen, len(payload)-v2HeaderLen)
-	}
-	sig := int64(binary.BigEndian.Uint32(payload[12:]))
-	lo := int64(binary.BigEndian.Uint64(payload[16:]))
-	hi := int64(binary.BigEndian.Uint64(payload[24:]))
-	ratio := math.Float64frombits(binary.BigEndian.Uint64(payload[32:]))
-	if lo != HistMin || hi != HistMax || sig != HistDigits {
-		return nil, fmt.Errorf("%w: geometry %d..%d/%d, want %d..%d/%d", ErrBadHistogram, lo, hi, sig, HistMin, HistMax, HistDigits)
-	}
-	counts := make([]int64, 0, 1<<12)
-	for p := payload[v2HeaderLen:]; len(p) > 0; {
+	counts := make([]int64, countsLen())
+	i := 0
+	var total int64
+	for p := payload; len(p) > 0; {
 		v, k := binary.Varint(p)
 		if k <= 0 {
-			return nil, fmt.Errorf("%w: bad count varint", ErrBadHistogram)
+			return nil, badHist("bad count varint")
 		}
 		p = p[k:]
 		if v < 0 {
-			if -v > maxCounts || len(counts)+int(-v) > maxCounts {
-				return nil, fmt.Errorf("%w: zero run too long", ErrBadHistogram)
+			// A run of -v zero counts. Compare before negating:
+			// -math.MinInt64 overflows back to itself.
+			if v < -int64(len(counts)-i) {
+				return nil, badHist("zero run of %d past the geometry's %d counts", uint64(-(v+1))+1, len(counts))
 			}
-			counts = append(counts, make([]int64, -v)...)
+			i += int(-v)
 			continue
 		}
-		if len(counts) >= maxCounts {
-			return nil, fmt.Errorf("%w: too many counts", ErrBadHistogram)
+		if i >= len(counts) {
+			return nil, badHist("more counts than the geometry's %d", len(counts))
 		}
-		counts = append(counts, v)
-	}
-	if len(counts) > countsLen() {
-		return nil, fmt.Errorf("%w: %d counts for a geometry of %d", ErrBadHistogram, len(counts), countsLen())
+		if v > MaxHistogramCount-total {
+			return nil, badHist("more than %d values", int64(MaxHistogramCount))
+		}
+		counts[i] = v
+		total += v
+		i++
 	}
 	return hdrhistogram.Import(&hdrhistogram.Snapshot{
-		LowestTrackableValue: lo, HighestTrackableValue: hi, SignificantFigures: sig,
+		LowestTrackableValue: HistMin, HighestTrackableValue: HistMax, SignificantFigures: HistDigits,
 		Counts: counts, IntegerToDoubleConversionRatio: ratio,
 	}), nil
 }

@@ -92,30 +92,6 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 	}
 }
 
-func FuzzDecodeHistogram(f *testing.F) {
-	b, _ := EncodeHistogram(nil, sampleHist(100, 2))
-	f.Add(b)
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		h, err := DecodeHistogram(data)
-		if err != nil {
-			return
-		}
-		// What decodes must encode and decode again to the same counts.
-		b, err := EncodeHistogram(nil, h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h2, err := DecodeHistogram(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h2.TotalCount() != h.TotalCount() || h2.ValueAtQuantile(99) != h.ValueAtQuantile(99) {
-			t.Fatal("re-encoding changed the histogram")
-		}
-	})
-}
-
 func TestSnapshotRoundTrip(t *testing.T) {
 	s := NewStats(true)
 	s.Seq, s.Step, s.Sent, s.Responses = 3, 1, 1000, 990

@@ -4,15 +4,21 @@
 package proto
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -28,8 +34,12 @@ const (
 	// MaxPipeline bounds the requests in flight on one connection; deeper
 	// pipelines only hide the target's latency behind the generator's queue.
 	MaxPipeline = 1024
-	// MaxConnections bounds one plan's connection count.
+	// MaxConnections bounds one plan's connection count (a whole fleet's).
 	MaxConnections = 1 << 20
+	// MaxPlanBytes bounds a plan file. A plan travels in a znode, and
+	// ZooKeeper's default limit for one is 1 MB; a larger file is a
+	// mistake (or /dev/zero), not a plan.
+	MaxPlanBytes = 1 << 20
 )
 
 // Pattern types.
@@ -40,7 +50,9 @@ const (
 	PatternSpike    = "spike"
 )
 
-// ErrBadPlan is wrapped by every validation error of a plan.
+// ErrBadPlan occurs when a plan, a flag, a live change or a budget is out
+// of bounds or malformed. Every validation error matches it with
+// errors.Is; its text is only the line that says what to fix.
 var ErrBadPlan = errors.New("proto: bad plan")
 
 // Duration is a time.Duration that reads "1.5s"-style strings (and plain
@@ -53,10 +65,21 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // String returns the duration in Go's notation.
 func (d Duration) String() string { return time.Duration(d).String() }
 
+// secondsDuration converts a number of seconds, refusing what no
+// time.Duration holds (NaN, ±Inf, beyond ±292 years): float-to-int
+// conversion of those is undefined in Go and gave arbitrary durations.
+func secondsDuration(f float64) (Duration, error) {
+	ns := f * float64(time.Second)
+	if !finite(ns) || math.Abs(ns) >= math.MaxInt64 {
+		return 0, fmt.Errorf("duration %g s is out of range", f)
+	}
+	return Duration(ns), nil
+}
+
 func parseDuration(s string) (Duration, error) {
 	s = strings.TrimSpace(s)
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		return Duration(f * float64(time.Second)), nil
+		return secondsDuration(f)
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
@@ -76,8 +99,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		if err2 := json.Unmarshal(b, &f); err2 != nil {
 			return fmt.Errorf("bad duration %s (want e.g. \"10s\")", b)
 		}
-		*d = Duration(f * float64(time.Second))
-		return nil
+		v, err := secondsDuration(f)
+		*d = v
+		return err
 	}
 	v, err := parseDuration(s)
 	*d = v
@@ -140,16 +164,67 @@ type Plan struct {
 	ExpectStatus []int `json:"expect_status,omitempty" yaml:"expect_status,omitempty"`
 }
 
+// planFields is Plan without its JSON methods (so they can call the
+// default encoding without recursing).
+type planFields Plan
+
+// planWire is a plan as JSON carries it between the coordinator and the
+// agents: a body that is not valid UTF-8 (a binary body_file) travels as
+// base64, because encoding/json would replace its bytes with U+FFFD and
+// every agent would send a corrupted body.
+type planWire struct {
+	planFields
+	BodyBase64 string `json:"body_base64,omitempty"`
+}
+
+// MarshalJSON encodes the plan, a binary body as body_base64.
+func (p Plan) MarshalJSON() ([]byte, error) {
+	w := planWire{planFields: planFields(p)}
+	if !utf8.ValidString(p.Body) {
+		w.Body, w.BodyBase64 = "", base64.StdEncoding.EncodeToString([]byte(p.Body))
+	}
+	return json.Marshal(&w)
+}
+
+// UnmarshalJSON decodes what MarshalJSON writes.
+func (p *Plan) UnmarshalJSON(b []byte) error {
+	var w planWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	if w.BodyBase64 != "" {
+		if w.Body != "" {
+			return bad("give body or body_base64, not both")
+		}
+		body, err := base64.StdEncoding.DecodeString(w.BodyBase64)
+		if err != nil {
+			return bad("body_base64: %v", err)
+		}
+		w.Body = string(body)
+	}
+	*p = Plan(w.planFields)
+	return nil
+}
+
 // LoadPlan reads a plan from a YAML or JSON file (YAML is a superset of JSON),
-// rejecting unknown fields, then normalizes and validates it.
+// rejecting unknown fields, then normalizes and validates it. Errors name
+// the file and say what to fix, in one line.
 func LoadPlan(path string) (*Plan, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadPlan, err)
+		return nil, bad("cannot read the plan: %v", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxPlanBytes+1))
+	if err != nil {
+		return nil, bad("cannot read the plan %s: %v", path, err)
+	}
+	if len(b) > MaxPlanBytes {
+		return nil, bad("plan %s is larger than %d bytes", path, MaxPlanBytes)
 	}
 	p, err := ParsePlan(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w (in %s)", err, path)
+		return nil, bad("%s: %v", path, err)
 	}
 	if p.BodyFile != "" {
 		bf := p.BodyFile
@@ -158,20 +233,58 @@ func LoadPlan(path string) (*Plan, error) {
 		}
 		body, err := os.ReadFile(bf)
 		if err != nil {
-			return nil, fmt.Errorf("%w: body_file: %v", ErrBadPlan, err)
+			return nil, bad("%s: body_file: %v", path, err)
 		}
 		p.Body, p.BodyFile = string(body), ""
 	}
 	return p, nil
 }
 
+// givenFields are the fields whose explicit zero CheckGiven refuses.
+var givenFields = []string{"connections", "pipeline", "duration", "timeout", "connect_timeout"}
+
 // ParsePlan decodes a YAML or JSON plan, then normalizes and validates it.
+// A field given as zero where zero makes no sense (connections: 0) is an
+// error, not a request for the default: see CheckGiven.
 func ParsePlan(b []byte) (*Plan, error) {
+	// First as a tree: to tell an empty plan from a broken one, and to
+	// see which keys are present (a zero field left out takes its
+	// default; one written as 0 is a mistake).
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, bad("the plan is empty (want at least target_url: http://HOST:PORT/)")
+		}
+		return nil, bad("%s", yamlMessage(err))
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, bad("the plan holds more than one YAML document (one plan per file)")
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return nil, bad("the plan is empty (want at least target_url: http://HOST:PORT/)")
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, bad("the plan must be a mapping of fields (target_url: ..., rate: ...), not a %s", kindName(root))
+	}
+	var given []string
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		given = append(given, root.Content[i].Value)
+	}
+
 	var p Plan
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadPlan, err)
+	kd := yaml.NewDecoder(bytes.NewReader(b))
+	kd.KnownFields(true)
+	if err := kd.Decode(&p); err != nil {
+		return nil, bad("%s", yamlMessage(err))
+	}
+	if err := p.CheckGiven(given...); err != nil {
+		return nil, err
 	}
 	p.Normalize()
 	if err := p.Validate(); err != nil {
@@ -180,7 +293,80 @@ func ParsePlan(b []byte) (*Plan, error) {
 	return &p, nil
 }
 
-// Normalize fills every zero field with its default.
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "single value"
+	case yaml.AliasNode:
+		return "alias"
+	}
+	return "document"
+}
+
+// goTypes turns yaml's Go type names, which mean nothing to a user, into
+// words ("field ratez not found in type proto.Plan").
+var goTypes = strings.NewReplacer(
+	" in type proto.Plan", "", " in type proto.Pattern", " in pattern", " in type proto.Step", " in a step",
+	"[]proto.Step", "a list of steps", "proto.Plan", "a plan", "proto.Pattern", "a pattern",
+	"proto.Step", "a step", "proto.Duration", "a duration", "map[string]string", "a mapping", "[]int", "a list of numbers",
+)
+
+// yamlMessage makes one line of a YAML decoding error (a TypeError lists
+// one problem per line).
+func yamlMessage(err error) string {
+	var te *yaml.TypeError
+	msg := err.Error()
+	if errors.As(err, &te) {
+		msg = strings.Join(te.Errors, "; ")
+	}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	msg = goTypes.Replace(msg)
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+// CheckGiven refuses a zero in a field given explicitly where zero makes no
+// sense, with the message that says what to give: "connections: 0" in a
+// plan file, or "-c 0" on the command line, is a mistake, not a request
+// for the default (left out, the field takes its default). fields are plan
+// field names (connections, pipeline, duration, timeout, connect_timeout;
+// others are ignored); call it before Normalize, which fills zeros.
+func (p *Plan) CheckGiven(fields ...string) error {
+	for _, f := range fields {
+		switch f {
+		case "connections":
+			if p.Connections == 0 {
+				return bad("connections must be at least 1; leave it out for the default %d", DefaultConnections)
+			}
+		case "pipeline":
+			if p.Pipeline == 0 {
+				return bad("pipeline must be at least 1; leave it out for the default %d", DefaultPipeline)
+			}
+		case "duration":
+			if p.Duration == 0 {
+				if p.Pattern.Type == PatternSteps {
+					return bad("duration must be positive; leave it out to use the steps' sum")
+				}
+				return bad("duration must be positive; leave it out for the default %s", DefaultDuration)
+			}
+		case "timeout":
+			if p.Timeout == 0 {
+				return bad("timeout must be positive; leave it out for the default %s", DefaultTimeout)
+			}
+		case "connect_timeout":
+			if p.ConnectTimeout == 0 {
+				return bad("connect_timeout must be positive; leave it out for the default %s", DefaultConnectTimeout)
+			}
+		}
+	}
+	return nil
+}
+
+// Normalize fills every zero field with its default, moves credentials
+// from the target URL into an Authorization header (see MoveCredentials;
+// a conflict is left for Validate to report), and makes empty lists and
+// maps nil so that a plan reads back equal after encoding.
 func (p *Plan) Normalize() {
 	if p.Method == "" {
 		p.Method = DefaultMethod
@@ -193,7 +379,11 @@ func (p *Plan) Normalize() {
 		if p.Pattern.Type == PatternSteps && len(p.Pattern.Steps) > 0 {
 			var d Duration
 			for _, s := range p.Pattern.Steps {
-				d += s.Duration
+				// Saturate: a sum past MaxDuration is refused by Validate,
+				// and must not wrap into a plausible one first.
+				if s.Duration > 0 && d <= Duration(MaxDuration) {
+					d += min(s.Duration, Duration(MaxDuration)+1)
+				}
 			}
 			p.Duration = d
 		} else {
@@ -212,108 +402,266 @@ func (p *Plan) Normalize() {
 	if p.ConnectTimeout == 0 {
 		p.ConnectTimeout = Duration(DefaultConnectTimeout)
 	}
-}
-
-func bad(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", ErrBadPlan, fmt.Sprintf(format, a...))
+	_ = p.MoveCredentials()
+	if len(p.Headers) == 0 {
+		p.Headers = nil
+	}
+	if len(p.ExpectStatus) == 0 {
+		p.ExpectStatus = nil
+	}
+	if len(p.Pattern.Steps) == 0 {
+		p.Pattern.Steps = nil
+	}
 }
 
 // ParseTarget checks a target URL and returns it parsed. Only http:// is
-// served; the host must be given.
+// served; the host must be given. Messages never show a password.
 func ParseTarget(raw string) (*url.URL, error) {
 	if raw == "" {
 		return nil, bad("target_url is missing")
 	}
+	shown := redactURL(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, bad("target_url %q is not a URL: %v", raw, err)
+		// url.Error quotes the whole URL, password included: keep its cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, bad("target_url %q is not a URL: %v", shown, err)
 	}
 	switch u.Scheme {
 	case "http":
 	case "https":
-		return nil, bad("target_url %q: https is not supported yet (use http://)", raw)
+		return nil, bad("target_url %q: https is not supported yet (use http://)", shown)
 	default:
-		return nil, bad("target_url %q: want http://HOST[:PORT]/PATH", raw)
+		return nil, bad("target_url %q: want http://HOST[:PORT]/PATH", shown)
 	}
 	if u.Hostname() == "" {
-		return nil, bad("target_url %q has no host", raw)
+		return nil, bad("target_url %q has no host", shown)
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
-			return nil, bad("target_url %q: bad port %q", raw, p)
+			return nil, bad("target_url %q: bad port %q", shown, p)
 		}
 	}
 	return u, nil
 }
 
-// Validate reports the first thing wrong with a normalized plan, in words
-// that say what to fix.
+// Validate reports the first thing wrong with a normalized plan, in one
+// line that says what to fix. It is the one bound check for plans from
+// files, flags and ZooKeeper alike: every number finite and within the
+// bounds in bounds.go, every field used by the pattern it belongs to.
 func (p *Plan) Validate() error {
-	if _, err := ParseTarget(p.TargetURL); err != nil {
+	u, err := ParseTarget(p.TargetURL)
+	if err != nil {
 		return err
+	}
+	if u.User != nil {
+		if p.hasHeader("Authorization") {
+			return bad("target_url has user:password and the plan also sets an Authorization header: give one of them")
+		}
+		return bad("target_url carries user:password; Normalize moves them into an Authorization header")
+	}
+	if p.Method == "" {
+		return bad("method is missing")
 	}
 	for _, c := range p.Method {
 		if c < 'A' || c > 'Z' {
 			return bad("method %q is not an HTTP method", p.Method)
 		}
 	}
-	if p.Duration <= 0 {
-		return bad("duration must be positive, got %s", p.Duration)
+	if err := checkHeaders(p.Headers); err != nil {
+		return err
 	}
-	if p.Rate < 0 {
-		return bad("rate must be >= 0 (0 = as fast as the target answers), got %g", p.Rate)
+	if err := CheckRate(p.Rate); err != nil {
+		return err
 	}
-	if p.Connections < 1 || p.Connections > MaxConnections {
-		return bad("connections must be between 1 and %d, got %d", MaxConnections, p.Connections)
+	if err := CheckConnections(p.Connections); err != nil {
+		return err
 	}
 	if p.Pipeline < 1 || p.Pipeline > MaxPipeline {
 		return bad("pipeline must be between 1 and %d, got %d", MaxPipeline, p.Pipeline)
 	}
-	if p.Timeout < 0 || p.ConnectTimeout < 0 {
-		return bad("timeouts must be positive")
+	if err := checkDur("timeout", p.Timeout, MaxTimeout); err != nil {
+		return err
 	}
+	if err := checkDur("connect_timeout", p.ConnectTimeout, MaxTimeout); err != nil {
+		return err
+	}
+	if err := checkExpectStatus(p.ExpectStatus); err != nil {
+		return err
+	}
+	if err := p.validatePattern(); err != nil {
+		return err
+	}
+	return checkDur("duration", p.Duration, MaxDuration)
+}
+
+// checkExpectStatus: three-digit codes, each once.
+func checkExpectStatus(codes []int) error {
+	var seen [1000]bool
+	for _, c := range codes {
+		if c < 100 || c > 999 {
+			return bad("expect_status %d is not an HTTP status code (100 to 999)", c)
+		}
+		if seen[c] {
+			return bad("expect_status lists %d twice", c)
+		}
+		seen[c] = true
+	}
+	return nil
+}
+
+// checkHeaders applies the rules proto/http1's encoder enforces, so a plan
+// that passes here is one the engine can send (the coordinator, which
+// never links the engine, checks with the same rules).
+func checkHeaders(h map[string]string) error {
+	// In name order, so the same plan always reports the same header.
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		value := h[name]
+		if !isToken(name) {
+			return bad("header name %q is not a token (letters, digits and !#$%%&'*+-.^_`|~)", name)
+		}
+		for i := 0; i < len(value); i++ {
+			if c := value[i]; c < 0x20 && c != '\t' || c == 0x7f {
+				return bad("header %s has a control character in its value", name)
+			}
+		}
+		for _, f := range []string{"Content-Length", "Transfer-Encoding", "Connection"} {
+			if strings.EqualFold(name, f) {
+				return bad("header %s is set by barrage itself", name)
+			}
+		}
+	}
+	return nil
+}
+
+// isToken reports whether s is an RFC 9110 token.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// unused names the first field set that pattern type t does not read, so
+// a plan that says "steps:" but forgot "type: steps" is refused instead of
+// running a constant load.
+func (p *Plan) unused() string {
+	pt := &p.Pattern
+	set := []struct {
+		name string
+		on   bool
+		used []string
+	}{
+		{"rate", p.Rate != 0, []string{PatternConstant, PatternSpike}},
+		{"from", pt.From != 0, []string{PatternRamp}},
+		{"to", pt.To != 0, []string{PatternRamp}},
+		{"steps", len(pt.Steps) > 0, []string{PatternSteps}},
+		{"spike_rate", pt.SpikeRate != 0, []string{PatternSpike}},
+		{"at", pt.At != 0, []string{PatternSpike}},
+		{"for", pt.For != 0, []string{PatternSpike}},
+	}
+	for _, f := range set {
+		if f.on && !contains(f.used, pt.Type) {
+			return f.name
+		}
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Plan) validatePattern() error {
 	pt := &p.Pattern
 	switch pt.Type {
-	case PatternConstant:
+	case PatternConstant, PatternRamp, PatternSteps, PatternSpike:
+	default:
+		return bad("pattern type %q is not one of constant, ramp, steps, spike", pt.Type)
+	}
+	if f := p.unused(); f != "" {
+		why := ""
+		switch {
+		case f == "rate" && pt.Type == PatternRamp:
+			why = " (a ramp goes from `from` to `to`)"
+		case f == "rate" && pt.Type == PatternSteps:
+			why = " (each step has its own rate)"
+		case f == "steps":
+			why = " (did you mean type: steps?)"
+		}
+		return bad("%s does not apply to a %s pattern%s", f, pt.Type, why)
+	}
+	switch pt.Type {
 	case PatternRamp:
-		if pt.From < 0 || pt.To < 0 {
-			return bad("ramp rates must be >= 0, got from %g to %g", pt.From, pt.To)
+		if err := checkRate("ramp from", pt.From, MaxRate, "the ceiling"); err != nil {
+			return err
+		}
+		if err := checkRate("ramp to", pt.To, MaxRate, "the ceiling"); err != nil {
+			return err
 		}
 		if pt.From == 0 && pt.To == 0 {
 			return bad("ramp needs from and/or to rates above 0")
 		}
 	case PatternSteps:
-		if len(pt.Steps) == 0 {
-			return bad("steps pattern needs at least one step")
+		if len(pt.Steps) > MaxSteps {
+			return bad("steps pattern has %d steps, more than %d", len(pt.Steps), MaxSteps)
 		}
 		var sum Duration
 		for i, s := range pt.Steps {
-			if s.Duration <= 0 {
-				return bad("step %d: duration must be positive", i+1)
+			n := i + 1
+			if err := checkDur(fmt.Sprintf("step %d: duration", n), s.Duration, MaxDuration); err != nil {
+				return err
 			}
-			if s.Rate < 0 {
-				return bad("step %d: rate must be >= 0, got %g", i+1, s.Rate)
+			if err := checkRate(fmt.Sprintf("step %d: rate", n), s.Rate, MaxRate, "the ceiling"); err != nil {
+				return err
 			}
 			if s.Connections < 0 || s.Connections > MaxConnections {
-				return bad("step %d: connections must be between 0 (plan's) and %d", i+1, MaxConnections)
+				return bad("step %d: connections must be between 1 and %d (or 0 for the plan's), got %d", n, MaxConnections, s.Connections)
 			}
 			// A rate-0 step in a plan whose other steps have a rate is a
 			// pause, not a switch to the closed model.
 			sum += s.Duration
+			if sum.D() > MaxDuration {
+				return bad("steps last more than %s", MaxDuration)
+			}
 		}
 		if sum != p.Duration {
 			return bad("steps last %s but duration is %s (leave duration out to use the steps' sum)", sum, p.Duration)
 		}
 	case PatternSpike:
+		if err := checkRate("spike_rate", pt.SpikeRate, MaxRate, "the ceiling"); err != nil {
+			return err
+		}
 		if p.Rate <= 0 || pt.SpikeRate <= 0 {
 			return bad("spike needs rate (the base) and spike_rate above 0")
 		}
-		if pt.For <= 0 || pt.At < 0 || pt.At+pt.For > p.Duration {
+		// Each bounded before the sum, which then cannot wrap.
+		if pt.For <= 0 || pt.At < 0 || pt.At.D() > MaxDuration || pt.For.D() > MaxDuration || pt.At+pt.For > p.Duration {
 			return bad("spike at %s for %s must fit inside duration %s", pt.At, pt.For, p.Duration)
 		}
-	default:
-		return bad("pattern type %q is not one of constant, ramp, steps, spike", pt.Type)
 	}
 	return nil
 }

@@ -1,15 +1,10 @@
 package proto
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
-	"math"
-	"sync"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/klauspost/compress/zlib"
 )
 
 // ParsedSnapshot is a snapshot whose counters are decoded and whose
@@ -47,8 +42,6 @@ func valueAtIndex(idx int) int64 {
 	return int64(sub) << uint(bucket)
 }
 
-var inflaters sync.Pool // io.ReadCloser implementing zlib.Resetter
-
 // ParseSnapshot decodes a snapshot's counters and checks its histograms
 // as DecodeHistogram does (same geometry, same bounds), without building
 // them.
@@ -74,68 +67,38 @@ func ParseSnapshot(b []byte) (*ParsedSnapshot, error) {
 	return p, nil
 }
 
-// inflateCounts checks an encoded histogram and returns its count stream.
+// inflateCounts checks an encoded histogram as DecodeHistogram does and
+// returns its count stream.
 func inflateCounts(b []byte) ([]byte, error) {
-	if len(b) < 8 || int32(binary.BigEndian.Uint32(b)) != v2CompressedCookie {
-		return nil, fmt.Errorf("%w: not a V2 compressed histogram", ErrBadHistogram)
-	}
-	if n := binary.BigEndian.Uint32(b[4:]); int(n) != len(b)-8 {
-		return nil, fmt.Errorf("%w: length %d, have %d bytes", ErrBadHistogram, n, len(b)-8)
-	}
-	var zr io.ReadCloser
-	if r, ok := inflaters.Get().(io.ReadCloser); ok {
-		if err := r.(zlib.Resetter).Reset(bytes.NewReader(b[8:]), nil); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadHistogram, err)
-		}
-		zr = r
-	} else {
-		r, err := zlib.NewReader(bytes.NewReader(b[8:]))
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadHistogram, err)
-		}
-		zr = r
-	}
-	payload, err := io.ReadAll(io.LimitReader(zr, v2HeaderLen+int64(countsLen())*10+1))
-	inflaters.Put(zr)
+	stream, ratio, err := inflateHistogram(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadHistogram, err)
+		return nil, err
 	}
-	if len(payload) < v2HeaderLen || int32(binary.BigEndian.Uint32(payload)) != v2Cookie {
-		return nil, fmt.Errorf("%w: bad V2 payload header", ErrBadHistogram)
+	if ratio != 1 {
+		return nil, badHist("conversion ratio %g (barrage writes 1)", ratio)
 	}
-	if plen := int(binary.BigEndian.Uint32(payload[4:])); plen != len(payload)-v2HeaderLen {
-		return nil, fmt.Errorf("%w: payload length %d, have %d", ErrBadHistogram, plen, len(payload)-v2HeaderLen)
-	}
-	sig := int64(binary.BigEndian.Uint32(payload[12:]))
-	lo := int64(binary.BigEndian.Uint64(payload[16:]))
-	hi := int64(binary.BigEndian.Uint64(payload[24:]))
-	ratio := math.Float64frombits(binary.BigEndian.Uint64(payload[32:]))
-	if lo != HistMin || hi != HistMax || sig != HistDigits || ratio != 1 {
-		return nil, fmt.Errorf("%w: geometry %d..%d/%d, want %d..%d/%d", ErrBadHistogram, lo, hi, sig, HistMin, HistMax, HistDigits)
-	}
-	stream := payload[v2HeaderLen:]
 	// Check the stream: every index within the geometry, no negative
-	// count, a total that cannot overflow.
+	// count, a total within MaxHistogramCount.
 	idx, n := 0, countsLen()
 	var total int64
 	for p := stream; len(p) > 0; {
 		v, k := binary.Varint(p)
 		if k <= 0 {
-			return nil, fmt.Errorf("%w: bad count varint", ErrBadHistogram)
+			return nil, badHist("bad count varint")
 		}
 		p = p[k:]
 		if v < 0 {
-			if v < -int64(n) || idx-int(v) > n {
-				return nil, fmt.Errorf("%w: zero run past the geometry", ErrBadHistogram)
+			if v < -int64(n-idx) {
+				return nil, badHist("zero run past the geometry's %d counts", n)
 			}
-			idx -= int(v)
+			idx += int(-v)
 			continue
 		}
 		if idx >= n {
-			return nil, fmt.Errorf("%w: %d counts for a geometry of %d", ErrBadHistogram, idx+1, n)
+			return nil, badHist("more counts than the geometry's %d", n)
 		}
-		if v > math.MaxInt64-total {
-			return nil, fmt.Errorf("%w: total count overflows", ErrBadHistogram)
+		if v > MaxHistogramCount-total {
+			return nil, badHist("more than %d values", int64(MaxHistogramCount))
 		}
 		total += v
 		idx++

@@ -110,16 +110,24 @@ func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 	return out, nil
 }
 
-// MaxSnapshot bounds an encoded snapshot (what one znode can hold).
-const MaxSnapshot = 1 << 20
+// Size caps of an encoded snapshot, checked before anything is decoded:
+// snapshot bytes come from znodes that anyone who can write them may
+// craft. The largest honest snapshot is ~550 KB: four histograms of ~133 KB
+// each (every one of the 17 408 buckets counted near 2^53, which does not
+// compress) and a JSON part of ~17 KB (every status code counted at
+// 2^64-1). 1 MiB is also ZooKeeper's default limit for one znode.
+const (
+	MaxSnapshotBytes = 1 << 20
+	MaxSnapshotJSON  = 64 << 10
+)
 
 // splitSnapshot decodes a snapshot's counters and returns its four
 // histogram parts (Latency, Service, Corrected, Lateness; empty when
 // absent), still encoded.
 func splitSnapshot(b []byte) (*Snapshot, bool, [4][]byte, error) {
 	var parts [4][]byte
-	if len(b) > MaxSnapshot {
-		return nil, false, parts, fmt.Errorf("%w: %d bytes (at most %d)", ErrBadSnapshot, len(b), MaxSnapshot)
+	if len(b) > MaxSnapshotBytes {
+		return nil, false, parts, fmt.Errorf("%w: %d bytes, more than %d", ErrBadSnapshot, len(b), MaxSnapshotBytes)
 	}
 	if len(b) < len(snapshotMagic) || string(b[:len(snapshotMagic)]) != string(snapshotMagic) {
 		return nil, false, parts, fmt.Errorf("%w: no magic", ErrBadSnapshot)
@@ -138,9 +146,18 @@ func splitSnapshot(b []byte) (*Snapshot, bool, [4][]byte, error) {
 	if err != nil {
 		return nil, false, parts, err
 	}
+	if len(js) > MaxSnapshotJSON {
+		return nil, false, parts, fmt.Errorf("%w: JSON part of %d bytes, more than %d", ErrBadSnapshot, len(js), MaxSnapshotJSON)
+	}
 	var m snapshotMeta
 	if err := json.Unmarshal(js, &m); err != nil {
 		return nil, false, parts, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	}
+	// An agent name that long is no host name; the bound also keeps a
+	// re-encoding (which escapes <, > and & six bytes each) under
+	// MaxSnapshotJSON, so what decodes once decodes again.
+	if len(m.Agent) > 4096 {
+		return nil, false, parts, fmt.Errorf("%w: agent name of %d bytes", ErrBadSnapshot, len(m.Agent))
 	}
 	if m.Seq < 0 || m.Step < 0 || m.StartNS < 0 || m.EndNS < m.StartNS || m.ConnsOpen < 0 || m.ConnsWanted < 0 || m.LoopCPU < 0 || m.LoopCap < 0 {
 		return nil, false, parts, fmt.Errorf("%w: negative counters or times", ErrBadSnapshot)
@@ -157,11 +174,13 @@ func splitSnapshot(b []byte) (*Snapshot, bool, [4][]byte, error) {
 		s.Shed[k] = m.Shed[k.String()]
 	}
 	for k, n := range m.Status {
+		// Only MarshalSnapshot's spelling: "0200" or "+200" beside "200"
+		// would add two counts into one code, wrapping uint64 if crafted.
 		code, err := strconv.Atoi(k)
-		if err != nil || code < 0 || code >= MaxStatus {
-			code = 0
+		if err != nil || code < 0 || code >= MaxStatus || strconv.Itoa(code) != k {
+			return nil, false, parts, fmt.Errorf("%w: status code %q", ErrBadSnapshot, k)
 		}
-		s.Status[code] += n
+		s.Status[code] = n
 	}
 	for k := ErrKind(0); k < NumErrKinds; k++ {
 		s.Errors[k] = m.Errors[k.String()]
@@ -172,6 +191,9 @@ func splitSnapshot(b []byte) (*Snapshot, bool, [4][]byte, error) {
 			return nil, false, parts, err
 		}
 		parts[i] = part
+	}
+	if len(b) != 0 {
+		return nil, false, parts, fmt.Errorf("%w: %d bytes after the histograms", ErrBadSnapshot, len(b))
 	}
 	sn := &Snapshot{Agent: m.Agent, Stats: s, Final: m.Final}
 	if m.FirstSend != 0 {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -78,6 +79,12 @@ func cmdCoord(args []string) int {
 	auth, code := readZKAuth("coord", *zkAuth)
 	if code >= 0 {
 		return code
+	}
+	if plan != nil && auth == nil {
+		if secret := plan.SecretHeaders(); len(secret) > 0 {
+			fmt.Fprintf(os.Stderr, "barrage coord: the plan's %s header would travel through ZooKeeper readable by anyone who can reach it: give --zk-auth FILE (to every agent too)\n", strings.Join(secret, ", "))
+			return exitBadInput
+		}
 	}
 	o := coord.Options{
 		ZK: *zkHosts, Root: *root, Auth: auth, Agents: *agents, MinAgents: *minAgents, Wait: *wait,
@@ -155,21 +162,22 @@ func cmdSet(args []string) int {
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if *zkHosts == "" {
-		fmt.Fprintln(os.Stderr, "barrage set: give --zk and at least one of --rate R or --connections C")
+	if *zkHosts == "" || (!fs.Changed("rate") && !fs.Changed("connections")) {
+		fmt.Fprintln(os.Stderr, "barrage set: give --zk and at least one of --rate R (>= 0) or --connections C (> 0)")
 		return exitBadInput
 	}
-	if fs.Changed("rate") && math.IsNaN(*rate) {
-		fmt.Fprintln(os.Stderr, "barrage set: --rate NaN is not a rate")
-		return exitBadInput
+	// The same bounds as a plan's, checked before ZooKeeper is touched.
+	if fs.Changed("rate") {
+		if err := proto.CheckRate(*rate); err != nil {
+			fmt.Fprintf(os.Stderr, "barrage set: %v\n", err)
+			return exitBadInput
+		}
 	}
-	if fs.Changed("connections") && *conns < 1 {
-		fmt.Fprintf(os.Stderr, "barrage set: --connections %d: want at least 1\n", *conns)
-		return exitBadInput
-	}
-	if err := coord.CheckSet(*rate, *conns); err != nil {
-		fmt.Fprintf(os.Stderr, "barrage set: %v\n", err)
-		return exitBadInput
+	if fs.Changed("connections") {
+		if err := proto.CheckConnections(*conns); err != nil {
+			fmt.Fprintf(os.Stderr, "barrage set: %v\n", err)
+			return exitBadInput
+		}
 	}
 	var auth *fleet.Auth
 	if *zkAuth != "" {

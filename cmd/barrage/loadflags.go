@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -25,6 +26,10 @@ type loadFlags struct {
 	timeout        time.Duration
 	connectTimeout time.Duration
 	plan           string
+	expectStatus   []int
+	// oneBox is set for `run`: the whole plan runs on this machine, so
+	// it must also fit one box's caps (proto.Caps).
+	oneBox bool
 }
 
 func (lf *loadFlags) register(fs *pflag.FlagSet) {
@@ -39,13 +44,38 @@ func (lf *loadFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&lf.timeout, "timeout", proto.DefaultTimeout, "per-request timeout, from send to the end of the response")
 	fs.DurationVar(&lf.connectTimeout, "connect-timeout", proto.DefaultConnectTimeout, "connect timeout")
 	fs.StringVarP(&lf.plan, "plan", "f", "", "plan file (YAML or JSON: target_url, rate, connections, pattern: {type: constant|ramp|steps|spike, ...}); flags given explicitly override it")
+	fs.IntSliceVar(&lf.expectStatus, "expect-status", nil, "status codes that count as success, e.g. 200,429 (default: every code below 400)")
+	lf.oneBox = fs.Name() == "run"
 }
 
 // errBadURL marks a target URL that cannot be used (exit 1, not 2).
 var errBadURL = errors.New("bad URL")
 
+// urlError is a bad target URL: it matches errBadURL, and reads as the
+// one line that says what is wrong (no "bad URL: proto: bad plan:" chain).
+type urlError struct{ err error }
+
+func (e urlError) Error() string        { return e.err.Error() }
+func (e urlError) Is(target error) bool { return target == errBadURL }
+
+// flagFields maps the flags whose explicit zero is a mistake to the plan
+// fields proto.Plan.CheckGiven knows.
+var flagFields = map[string]string{
+	"connections": "connections", "pipeline": "pipeline", "duration": "duration",
+	"timeout": "timeout", "connect-timeout": "connect_timeout",
+}
+
 // build makes the plan from the flags, the plan file and the URL argument.
+// Every error reads as one line and matches proto.ErrBadPlan (exit 2) or
+// errBadURL (exit 1).
 func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error) {
+	// The report's file is checked before anything runs: a typo in its
+	// path must not cost a whole test's report.
+	if f := fs.Lookup("json"); f != nil {
+		if err := checkOutput(f.Value.String()); err != nil {
+			return nil, err
+		}
+	}
 	var p proto.Plan
 	if lf.plan != "" {
 		lp, err := proto.LoadPlan(lf.plan)
@@ -56,16 +86,16 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	}
 	set := func(name string) bool { return lf.plan == "" || fs.Changed(name) }
 	if len(args) > 1 {
-		return nil, fmt.Errorf("%w: want one URL, got %d arguments: %s", proto.ErrBadPlan, len(args), strings.Join(args, " "))
+		return nil, proto.BadPlanf("want one URL, got %d arguments: %s", len(args), strings.Join(args, " "))
 	}
 	if len(args) == 1 {
 		p.TargetURL = args[0]
 	}
 	if p.TargetURL == "" {
-		return nil, fmt.Errorf("%w: no target URL (give one, e.g. http://127.0.0.1:8080/, or -f plan.yaml)", proto.ErrBadPlan)
+		return nil, proto.BadPlanf("no target URL (give one, e.g. http://127.0.0.1:8080/, or -f plan.yaml)")
 	}
 	if _, err := proto.ParseTarget(p.TargetURL); err != nil {
-		return nil, fmt.Errorf("%w: %v", errBadURL, err)
+		return nil, urlError{err}
 	}
 	if set("connections") {
 		p.Connections = lf.connections
@@ -73,7 +103,7 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	if set("duration") {
 		p.Duration = proto.Duration(lf.duration)
 		if lf.plan != "" && p.Pattern.Type == proto.PatternSteps {
-			return nil, fmt.Errorf("%w: -d cannot change a steps plan's duration (it is the steps' sum)", proto.ErrBadPlan)
+			return nil, proto.BadPlanf("-d cannot change a steps plan's duration (it is the steps' sum)")
 		}
 	}
 	if set("rate") {
@@ -91,10 +121,13 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	if set("connect-timeout") {
 		p.ConnectTimeout = proto.Duration(lf.connectTimeout)
 	}
+	if fs.Changed("expect-status") {
+		p.ExpectStatus = lf.expectStatus
+	}
 	for _, h := range lf.headers {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" {
-			return nil, fmt.Errorf("%w: header %q is not \"Name: value\"", proto.ErrBadPlan, h)
+			return nil, proto.BadPlanf("header %q is not \"Name: value\"", h)
 		}
 		if p.Headers == nil {
 			p.Headers = map[string]string{}
@@ -102,7 +135,7 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 		p.Headers[strings.TrimSpace(name)] = strings.TrimSpace(value)
 	}
 	if fs.Changed("body") && fs.Changed("body-file") {
-		return nil, fmt.Errorf("%w: give --body or --body-file, not both", proto.ErrBadPlan)
+		return nil, proto.BadPlanf("give --body or --body-file, not both")
 	}
 	if fs.Changed("body") {
 		p.Body = lf.body
@@ -110,18 +143,77 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	if fs.Changed("body-file") {
 		b, err := os.ReadFile(lf.bodyFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: --body-file: %v", proto.ErrBadPlan, err)
+			return nil, proto.BadPlanf("--body-file: %v", err)
 		}
 		p.Body = string(b)
 	}
-	if lf.timeout <= 0 || lf.connectTimeout <= 0 {
-		return nil, fmt.Errorf("%w: timeouts must be positive", proto.ErrBadPlan)
+	// "-c 0" is a mistake, not a request for the default.
+	var given []string
+	fs.Visit(func(f *pflag.Flag) {
+		if field, ok := flagFields[f.Name]; ok {
+			given = append(given, field)
+		}
+	})
+	if err := p.CheckGiven(given...); err != nil {
+		return nil, err
 	}
 	p.Normalize()
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	if lf.oneBox {
+		// The whole plan runs here: one box's connection limit applies
+		// (the rate is bounded by Validate's ceiling).
+		if err := p.CheckCaps(proto.Caps{MaxConnections: proto.DefaultAgentMaxConnections}); err != nil {
+			return nil, err
+		}
+	}
 	return &p, nil
+}
+
+// checkOutput makes sure a report file can be written: its directory
+// exists and takes a new file, or the file exists and opens for writing.
+// "-" and "" (stdout, none) need no check.
+func checkOutput(path string) error {
+	if path == "" || path == "-" {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return proto.BadPlanf("--json %s: directory %s does not exist", path, dir)
+		}
+		return proto.BadPlanf("--json %s: %v", path, err)
+	}
+	if !st.IsDir() {
+		return proto.BadPlanf("--json %s: %s is not a directory", path, dir)
+	}
+	if fi, err := os.Stat(path); err == nil {
+		if fi.IsDir() {
+			return proto.BadPlanf("--json %s is a directory", path)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return proto.BadPlanf("--json %s: cannot write it: %v", path, err)
+		}
+		_ = f.Close()
+		return nil
+	}
+	// Creating (and removing) a file is the only test that holds for
+	// every case: permissions, read-only mounts, ACLs, root.
+	f, err := os.CreateTemp(dir, ".barrage-json-check-*")
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return proto.BadPlanf("--json %s: cannot write in %s: %v", path, dir, err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	_ = os.Remove(name)
+	return nil
 }
 
 // newFlagSet makes a flag set that reports errors instead of exiting, with

@@ -6,6 +6,9 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
 )
 
 // Exit codes, documented in the README.
@@ -26,6 +29,7 @@ Usage:
   barrage coord --zk HOSTS ...    coordinate a distributed test
   barrage set --zk HOSTS ...      change a running distributed test's rate or connections
   barrage report --state-dir DIR  rebuild a distributed test's report from what agents kept
+  barrage version                 the version and commit this binary was built from
 
 Run 'barrage COMMAND --help' for a command's flags.
 `
@@ -49,11 +53,52 @@ func main() {
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		os.Exit(exitOK)
+	case "--version", "version":
+		fmt.Println(version())
+		os.Exit(exitOK)
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "barrage: unknown command %q (want run, target, agent, coord, set or report; see barrage --help)\n", name)
+		fmt.Fprintf(os.Stderr, "barrage: unknown command %q (want run, target, agent, coord, set, report or version; see barrage --help)\n", name)
 		os.Exit(exitBadInput)
 	}
 	os.Exit(cmd(os.Args[2:]))
+}
+
+// buildCommit is the commit `make build` passes with
+// -ldflags "-X main.buildCommit=...": the fallback for builds in which the
+// go command records no VCS information (GOFLAGS=-buildvcs=false, or a
+// git worktree, whose .git is a file the go command does not look for).
+var buildCommit string
+
+// version says which build this is: the module version and the VCS commit
+// ("devel" and "commit unknown" when neither was recorded) and the Go
+// release. A bug report quoting it names the exact source.
+func version() string {
+	v, commit, modified := "devel", "", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if mv := bi.Main.Version; mv != "" && mv != "(devel)" {
+			v = mv
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if commit == "" {
+		commit, modified = strings.CutSuffix(buildCommit, "+modified")
+	}
+	switch {
+	case commit == "":
+		commit = "commit unknown"
+	case modified:
+		commit = "commit " + commit + " (modified)"
+	default:
+		commit = "commit " + commit
+	}
+	return fmt.Sprintf("barrage %s %s %s", v, commit, runtime.Version())
 }
