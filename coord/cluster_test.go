@@ -15,6 +15,12 @@ import (
 	"github.com/barrage-load/barrage/server"
 )
 
+// sessionTimeout is the tests' ZooKeeper session timeout: longer than
+// the default so that a starved 2-CPU machine (other tests and builds
+// beside) does not expire sessions by itself, short enough that losses are
+// seen within seconds.
+const sessionTimeout = 4 * time.Second
+
 // cluster is ZooKeeper, a target and in-process agents, for one test.
 type cluster struct {
 	zk     *zktest.Server
@@ -68,7 +74,7 @@ func (cl *cluster) addAgent(t *testing.T, name string, co clusterOptions) *agent
 		t.Fatal(err)
 	}
 	a, err := agent.New(agent.Options{ZK: cl.zk.Addr, Root: cl.root, Name: name, CPUs: []int{0}, StateDir: cl.dir,
-		Auth: cl.auth, Allow: al, Caps: co.caps})
+		Auth: cl.auth, Allow: al, Caps: co.caps, SessionTimeout: sessionTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +104,9 @@ func (cl *cluster) options(o Options) Options {
 	}
 	if o.Auth == nil {
 		o.Auth = cl.auth
+	}
+	if o.SessionTimeout == 0 {
+		o.SessionTimeout = sessionTimeout
 	}
 	return o
 }

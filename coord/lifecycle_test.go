@@ -161,14 +161,14 @@ func TestQuorumLossAndRebuild(t *testing.T) {
 		t.Fatalf("%v, %+v", o.err, o.rep)
 	}
 	// The agents stop within their session timeout of losing ZooKeeper.
-	time.Sleep(fleet.DefaultSessionTimeout + time.Second)
+	time.Sleep(sessionTimeout + time.Second)
 	served := cl.tgt.Served()
 	time.Sleep(time.Second)
 	if later := cl.tgt.Served(); later != served {
 		t.Fatalf("the agents kept sending without ZooKeeper: %d then %d", served, later)
 	}
 	// Wait for the agents to write what they kept.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	var rep *report.Report
 	for {
 		r, err := FromStateDirs([]string{cl.dir}, "")
