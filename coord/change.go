@@ -14,51 +14,7 @@ import (
 // boundaryAfter is the first interval boundary at or after t (from the
 // start), or the test's end.
 func (m *monitor) boundaryAfter(t time.Duration) time.Duration {
-	for _, e := range m.ends {
-		if e >= t {
-			return e
-		}
-	}
-	return m.ends[len(m.ends)-1]
-}
-
-// editSchedule returns eff with, from at on, the constant rate r (when
-// setRate) and c connections (when c > 0); the segments from at on get
-// new step numbers, so a live change is its own step row in the report.
-func editSchedule(eff []proto.Segment, at time.Duration, setRate bool, r float64, c int) []proto.Segment {
-	next := make([]proto.Segment, len(eff))
-	copy(next, eff)
-	for i := range next {
-		if setRate {
-			next[i].From, next[i].To = r, r
-		}
-		if c > 0 {
-			next[i].Connections = c
-		}
-	}
-	s := schedule.New(eff)
-	sp := s.Splice(at, next)
-	out := sp.Segments()
-	top := -1
-	for _, g := range out {
-		if g.Start < at {
-			top = max(top, g.Step)
-		}
-	}
-	renum := map[int]int{}
-	for i := range out {
-		if out[i].Start < at {
-			continue
-		}
-		n, ok := renum[out[i].Step]
-		if !ok {
-			top++
-			n = top
-			renum[out[i].Step] = n
-		}
-		out[i].Step = n
-	}
-	return out
+	return schedule.NextBoundary(m.ends, t)
 }
 
 // checkConfig turns a config written by `barrage set` into a change.
@@ -100,7 +56,7 @@ func (m *monitor) checkConfig(ctx context.Context, w *fleet.Watch) {
 		what = append(what, fmt.Sprintf("%d connections", conns))
 	}
 	at := m.boundaryAfter(m.since() + ChangeLead)
-	eff := editSchedule(m.st.Schedule, at, setRate, cfg.Rate, conns)
+	eff := schedule.Edit(m.st.Schedule, at, setRate, cfg.Rate, conns)
 	if err := m.apply(ctx, "set", strings.Join(what, ", "), eff, asked); err != nil {
 		c.logf("live change refused: %v", err)
 		return
