@@ -16,15 +16,16 @@ var sinkInt int
 
 // BenchmarkFeed parses 16 pipelined requests and appends their responses.
 func BenchmarkFeed(b *testing.B) {
-	rs := newResponses(200, 2)
+	rs := testResponses(200, 2)
 	var ss session
+	var p policy
 	out := make([]byte, 0, 4096)
 	b.SetBytes(int64(len(benchRequests)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
 		var n int
-		out, _, n, _ = rs.feed(&ss, benchRequests, out[:0])
+		out, _, n, _ = rs.feed(&ss, benchRequests, out[:0], &p)
 		sinkInt += n
 	}
 }

@@ -21,9 +21,14 @@ type session struct {
 // byte has arrived: answering earlier would confuse clients that send the
 // body before reading.
 //
-// This is the per-request path: it must not allocate once out has grown
-// to its working size (see the allocation test).
-func (rs *responses) feed(ss *session, buf, out []byte) (_ []byte, consumed, n int, close bool) {
+// p picks each final response (the configured one, a failure or a 429)
+// and, when p.recordEnds is set, gets where each counted response ends
+// in out appended to p.ends (the capacity queue releases them one by
+// one).
+//
+// This is the per-request path: it must not allocate once out (and
+// p.ends) have grown to their working size (see the allocation test).
+func (rs *responses) feed(ss *session, buf, out []byte, p *policy) (_ []byte, consumed, n int, close bool) {
 	off := 0
 	for {
 		if ss.skip > 0 {
@@ -33,8 +38,9 @@ func (rs *responses) feed(ss *session, buf, out []byte) (_ []byte, consumed, n i
 			if ss.skip > 0 {
 				return out, off, n, false
 			}
-			out = rs.appendResponse(out, &ss.owed)
+			out = rs.appendResponse(out, &ss.owed, p)
 			n++
+			p.ended(len(out))
 			if ss.owed.conn == closeAfter {
 				return out, len(buf), n, true
 			}
@@ -56,14 +62,23 @@ func (rs *responses) feed(ss *session, buf, out []byte) (_ []byte, consumed, n i
 			ss.scan = k
 			return out, off, n, false
 		case errHeadTooLarge:
-			return append(out, rs.headTooLarge...), len(buf), n + 1, true
+			out = append(out, rs.headTooLarge...)
+			p.ended(len(out))
+			return out, len(buf), n + 1, true
 		case errTransferEncoding:
-			return append(out, rs.notImplemented...), len(buf), n + 1, true
+			out = append(out, rs.notImplemented...)
+			p.ended(len(out))
+			return out, len(buf), n + 1, true
 		default:
-			return append(out, rs.badRequest...), len(buf), n + 1, true
+			out = append(out, rs.badRequest...)
+			p.ended(len(out))
+			return out, len(buf), n + 1, true
 		}
 		ss.scan = 0
 		off += k
+		if rs.closeEach {
+			ss.owed.conn = closeAfter
+		}
 		if ss.owed.bodyLen > 0 {
 			if ss.owed.expectContinue {
 				out = append(out, rs.continue100...)
@@ -71,8 +86,9 @@ func (rs *responses) feed(ss *session, buf, out []byte) (_ []byte, consumed, n i
 			ss.skip = ss.owed.bodyLen
 			continue
 		}
-		out = rs.appendResponse(out, &ss.owed)
+		out = rs.appendResponse(out, &ss.owed, p)
 		n++
+		p.ended(len(out))
 		if ss.owed.conn == closeAfter {
 			return out, len(buf), n, true
 		}
