@@ -52,9 +52,11 @@ their order on each connection.
 Failures and 429s have an empty body and keep the connection open; every
 one is counted in the served rate.
 
-With --tls it serves HTTPS (TLS 1.2 and 1.3, ALPN http/1.1) with a
-self-signed certificate made at start for 127.0.0.1, ::1, localhost and the
---listen host, and prints on stderr where it wrote it:
+With --tls it serves HTTPS (TLS 1.2 and 1.3, narrowed by --tls-min and
+--tls-max: --tls-max 1.2 makes a server that offers only TLS 1.2; ALPN as
+--alpn lists, http/1.1 by default) with a self-signed certificate made at
+start for 127.0.0.1, ::1, localhost and the --listen host, and prints on
+stderr where it wrote it:
   certificate /tmp/barrage-target-123/cert.pem (use --cacert)
 or with --tls-cert and --tls-key. Over TLS each connection has a goroutine
 of its own, not the event loops (fine for tests and demos; benchmark HTTPS
