@@ -74,13 +74,18 @@ func (p *policy) begin(now time.Duration) {
 	}
 }
 
-// pick is the kind of the next response. A rate limiter stands in front
-// of the service, so it answers first (and an outage does not refill
-// it); then the outage; then the random failures.
-func (p *policy) pick() kind {
+// kind is the kind of the next response.
+func (p *policy) kind() kind {
 	if !p.on {
 		return kindOK
 	}
+	return p.pick()
+}
+
+// pick is the kind of the next response when p.on. A rate limiter stands in front
+// of the service, so it answers first (and an outage does not refill
+// it); then the outage; then the random failures.
+func (p *policy) pick() kind {
 	if p.limiter != nil && !p.limiter.allow(p.now) {
 		return kindLimited
 	}

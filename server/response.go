@@ -102,13 +102,13 @@ func buildResponse(status int, extra []string, body []byte, m connMode, headOnly
 	return b
 }
 
-// appendResponse appends the response to r that p picks.
-func (rs *responses) appendResponse(out []byte, r *request, p *policy) []byte {
+// appendResponse appends the response of kind k to r.
+func (rs *responses) appendResponse(out []byte, r *request, k kind) []byte {
 	head := 0
 	if r.head {
 		head = 1
 	}
-	return append(out, rs.resp[p.pick()][r.conn][head]...)
+	return append(out, rs.resp[k][r.conn][head]...)
 }
 
 // statusText is the reason phrase of the codes a test is likely to ask

@@ -30,6 +30,9 @@ type session struct {
 // p.ends) have grown to their working size (see the allocation test).
 func (rs *responses) feed(ss *session, buf, out []byte, p *policy) (_ []byte, consumed, n int, close bool) {
 	off := 0
+	// Fast path: nothing misbehaves, the configured response every time.
+	// Checked once per read; the slow path is a call of its own.
+	plain := !p.on && !p.recordEnds && !rs.closeEach
 	for {
 		if ss.skip > 0 {
 			k := min(ss.skip, len(buf)-off)
@@ -38,9 +41,12 @@ func (rs *responses) feed(ss *session, buf, out []byte, p *policy) (_ []byte, co
 			if ss.skip > 0 {
 				return out, off, n, false
 			}
-			out = rs.appendResponse(out, &ss.owed, p)
+			if plain {
+				out = rs.appendResponse(out, &ss.owed, kindOK)
+			} else {
+				out = rs.appendPicked(out, &ss.owed, p)
+			}
 			n++
-			p.ended(len(out))
 			if ss.owed.conn == closeAfter {
 				return out, len(buf), n, true
 			}
@@ -76,9 +82,6 @@ func (rs *responses) feed(ss *session, buf, out []byte, p *policy) (_ []byte, co
 		}
 		ss.scan = 0
 		off += k
-		if rs.closeEach {
-			ss.owed.conn = closeAfter
-		}
 		if ss.owed.bodyLen > 0 {
 			if ss.owed.expectContinue {
 				out = append(out, rs.continue100...)
@@ -86,11 +89,26 @@ func (rs *responses) feed(ss *session, buf, out []byte, p *policy) (_ []byte, co
 			ss.skip = ss.owed.bodyLen
 			continue
 		}
-		out = rs.appendResponse(out, &ss.owed, p)
+		if plain {
+			out = rs.appendResponse(out, &ss.owed, kindOK)
+		} else {
+			out = rs.appendPicked(out, &ss.owed, p)
+		}
 		n++
-		p.ended(len(out))
 		if ss.owed.conn == closeAfter {
 			return out, len(buf), n, true
 		}
 	}
+}
+
+// appendPicked is feed's slow path: the response p picks, where it ends
+// noted for the capacity queue, and in Close mode the connection marked
+// to close after it.
+func (rs *responses) appendPicked(out []byte, r *request, p *policy) []byte {
+	if rs.closeEach {
+		r.conn = closeAfter
+	}
+	out = rs.appendResponse(out, r, p.kind())
+	p.ended(len(out))
+	return out
 }
