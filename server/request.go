@@ -196,15 +196,11 @@ func parseRequestLine(line []byte, r *request) (http10 bool, err error) {
 
 // connectionMode applies a Connection header's options to the mode so far.
 func connectionMode(value []byte, http10 bool, m connMode) connMode {
-	for len(value) > 0 {
-		var opt []byte
-		opt, value = http1.NextElement(value)
-		switch {
-		case http1.EqualFold(opt, "close"):
-			return closeAfter // close wins over anything else
-		case http10 && http1.EqualFold(opt, "keep-alive"):
-			m = keepAliveAsked
-		}
+	switch {
+	case http1.ListContains(value, "close"):
+		return closeAfter // close wins over anything else
+	case http10 && http1.ListContains(value, "keep-alive"):
+		return keepAliveAsked
 	}
 	return m
 }

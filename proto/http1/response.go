@@ -322,13 +322,9 @@ func (h *head) header(l []byte, first bool) error {
 		h.teCount++
 		h.teChunked = EqualFold(value, "chunked")
 	case EqualFold(name, "connection"):
-		forEachToken(value, func(t []byte) {
-			if EqualFold(t, "close") {
-				h.connClose = true
-			} else if EqualFold(t, "keep-alive") {
-				h.connKeepAlive = true
-			}
-		})
+		c, k := ConnectionOptions(value)
+		h.connClose = h.connClose || c
+		h.connKeepAlive = h.connKeepAlive || k
 	case EqualFold(name, "trailer"):
 		forEachToken(value, func(t []byte) {
 			for _, c := range t {
@@ -350,8 +346,14 @@ func (h *head) header(l []byte, first bool) error {
 // skipping empty ones. fn must not keep t.
 func forEachToken(v []byte, fn func(t []byte)) {
 	for len(v) > 0 {
+		i := bytes.IndexByte(v, ',')
 		var t []byte
-		if t, v = NextElement(v); len(t) > 0 {
+		if i < 0 {
+			t, v = v, nil
+		} else {
+			t, v = v[:i], v[i+1:]
+		}
+		if t = TrimOWS(t); len(t) > 0 {
 			fn(t)
 		}
 	}

@@ -82,15 +82,47 @@ func NextLine(b []byte, from int) (line []byte, next int, ok bool) {
 	return TrimCR(b[from : from+i]), from + i + 1, true
 }
 
-// NextElement splits the first element off a comma-separated header
-// value (RFC 9110 5.6.1): elem is trimmed of optional white space and
-// may be empty (",," and a trailing comma are allowed); rest is what
-// follows the comma, nil after the last element. Loop while len(v) > 0.
-func NextElement(v []byte) (elem, rest []byte) {
-	if i := bytes.IndexByte(v, ','); i >= 0 {
-		return TrimOWS(v[:i]), v[i+1:]
+// ConnectionOptions reports whether a Connection header's value lists
+// the "close" and "keep-alive" options (RFC 9110 7.6.1: a comma-separated
+// list, case-insensitive). One call per header, with no call per option:
+// both parsers meet a Connection header in nearly every message.
+func ConnectionOptions(v []byte) (close, keepAlive bool) {
+	for len(v) > 0 {
+		var opt []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			opt, v = v[:i], v[i+1:]
+		} else {
+			opt, v = v, nil
+		}
+		opt = TrimOWS(opt)
+		switch {
+		case EqualFold(opt, "close"):
+			close = true
+		case EqualFold(opt, "keep-alive"):
+			keepAlive = true
+		}
 	}
-	return TrimOWS(v), nil
+	return close, keepAlive
+}
+
+// ListContains reports whether the comma-separated header value v (RFC
+// 9110 5.6.1) has the element lower, ignoring ASCII case and optional
+// white space; lower must be lower-case ASCII. It stops at the first
+// match: cheaper than ConnectionOptions when one option is all a caller
+// needs (the server asks HTTP/1.1 requests for "close" only).
+func ListContains(v []byte, lower string) bool {
+	for len(v) > 0 {
+		var e []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			e, v = v[:i], v[i+1:]
+		} else {
+			e, v = v, nil
+		}
+		if EqualFold(TrimOWS(e), lower) {
+			return true
+		}
+	}
+	return false
 }
 
 // ParseContentLength reads a Content-Length value (already trimmed) as

@@ -106,25 +106,26 @@ func TestNextLine(t *testing.T) {
 	}
 }
 
-func TestNextElement(t *testing.T) {
+func TestConnectionOptions(t *testing.T) {
 	for _, tc := range []struct {
-		in   string
-		want []string
+		in               string
+		close, keepAlive bool
 	}{
-		{"close", []string{"close"}},
-		{"keep-alive, close", []string{"keep-alive", "close"}},
-		// Empty elements are returned (the caller skips them).
-		{" a ,, b ,", []string{"a", "", "b"}},
-		{",", []string{""}},
+		{"close", true, false},
+		{"Keep-Alive", false, true},
+		{"keep-alive, CLOSE", true, true},
+		{" upgrade ,, close ,", true, false},
+		{"closed, keep-alive-x", false, false},
+		{"", false, false},
+		{",", false, false},
 	} {
-		var got []string
-		for v := []byte(tc.in); len(v) > 0; {
-			var e []byte
-			e, v = NextElement(v)
-			got = append(got, string(e))
+		c, k := ConnectionOptions([]byte(tc.in))
+		if c != tc.close || k != tc.keepAlive {
+			t.Errorf("ConnectionOptions(%q) = %v %v", tc.in, c, k)
 		}
-		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
-			t.Errorf("%q: %q, want %q", tc.in, got, tc.want)
+		c, k = ListContains([]byte(tc.in), "close"), ListContains([]byte(tc.in), "keep-alive")
+		if c != tc.close || k != tc.keepAlive {
+			t.Errorf("ListContains(%q, close / keep-alive) = %v %v", tc.in, c, k)
 		}
 	}
 }
@@ -156,27 +157,27 @@ func FuzzScanHelpers(f *testing.F) {
 		if ok != wantOK || (ok && n != v) {
 			t.Fatalf("ParseContentLength(%q) = %d %v; strconv %d %v", b, n, ok, v, err)
 		}
-		// NextElement splits exactly at commas and trims each element.
-		var parts [][]byte
-		for v := b; len(v) > 0; {
-			var e []byte
-			e, v = NextElement(v)
-			parts = append(parts, e)
+		// ConnectionOptions and ListContains find an option exactly when
+		// splitting at commas and trimming finds it.
+		var wantClose, wantKeepAlive bool
+		for _, e := range bytes.Split(b, []byte(",")) {
+			e = bytes.Trim(e, " \t")
+			// ASCII folding only: strings.EqualFold would take the
+			// Kelvin sign for a "k".
+			l := strings.Map(func(r rune) rune {
+				if 'A' <= r && r <= 'Z' {
+					return r + 'a' - 'A'
+				}
+				return r
+			}, string(e))
+			wantClose = wantClose || l == "close"
+			wantKeepAlive = wantKeepAlive || l == "keep-alive"
 		}
-		want := bytes.Split(b, []byte(","))
-		if len(b) > 0 && b[len(b)-1] == ',' {
-			want = want[:len(want)-1] // a trailing comma ends the list
+		if c, k := ConnectionOptions(b); c != wantClose || k != wantKeepAlive {
+			t.Fatalf("ConnectionOptions(%q) = %v %v, want %v %v", b, c, k, wantClose, wantKeepAlive)
 		}
-		if len(b) == 0 {
-			want = nil
-		}
-		if len(parts) != len(want) {
-			t.Fatalf("NextElement(%q): %d elements, bytes.Split %d", b, len(parts), len(want))
-		}
-		for i := range parts {
-			if !bytes.Equal(parts[i], bytes.Trim(want[i], " \t")) {
-				t.Fatalf("NextElement(%q)[%d] = %q", b, i, parts[i])
-			}
+		if c, k := ListContains(b, "close"), ListContains(b, "keep-alive"); c != wantClose || k != wantKeepAlive {
+			t.Fatalf("ListContains(%q) = %v %v, want %v %v", b, c, k, wantClose, wantKeepAlive)
 		}
 	})
 }
