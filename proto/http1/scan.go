@@ -7,9 +7,13 @@ import "bytes"
 // both read tokens, header lines, lists and lengths the same way.
 //
 // Every helper works on the caller's bytes in place and allocates
-// nothing: they are on the per-request path of both parsers. Each is
-// small enough for the compiler to inline across packages (a benchmark,
-// not a hope: see BenchmarkFeed in package server and BenchmarkParse here).
+// nothing: they are on the per-request path of both parsers. The small
+// ones inline across packages; the others (NextLine, ConnectionOptions,
+// ListContains) cost a call, so each does a whole line or a whole list
+// per call, never an element. Hazard: a helper that stops inlining, or a
+// call per element, shows as instructions per request in BenchmarkFeed
+// (package server) and BenchmarkParse here; measure with callgrind, as
+// the wall clock of a shared machine cannot see 1%.
 
 // IsTokenChar reports whether c may appear in an RFC 9110 token (a
 // method, a header name, a Connection option), as net/textproto reads it.
