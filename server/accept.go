@@ -120,8 +120,11 @@ func (a *acceptor) failure(err error) bool {
 		a.since = now
 		a.logged = false
 		if a.lastLog.IsZero() || now.Sub(a.lastLog) >= acceptLogGap {
-			a.logf("server: cannot accept connections: %v%s; they wait in the listen backlog, and accepting resumes when descriptors free up",
-				err, limitNote(err))
+			what := "; trying again"
+			if isOutOfDescriptors(err) {
+				what = limitNote(err) + "; they wait in the listen backlog, and accepting resumes when descriptors free up"
+			}
+			a.logf("server: cannot accept connections: %v%s", err, what)
 			a.logged = true
 			a.lastLog = now
 		}
