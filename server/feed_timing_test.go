@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/barrage-load/barrage/proto/http1"
 )
 
 // A wrk-like request, pipelined 16 deep.
@@ -16,15 +18,16 @@ var sinkInt int
 
 // BenchmarkFeed parses 16 pipelined requests and appends their responses.
 func BenchmarkFeed(b *testing.B) {
-	rs := newResponses(200, 2)
+	rs := testResponses(200, 2)
 	var ss session
+	var p policy
 	out := make([]byte, 0, 4096)
 	b.SetBytes(int64(len(benchRequests)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
 		var n int
-		out, _, n, _ = rs.feed(&ss, benchRequests, out[:0])
+		out, _, n, _ = rs.feed(&ss, benchRequests, out[:0], &p)
 		sinkInt += n
 	}
 }
@@ -56,5 +59,24 @@ func BenchmarkFeedNetHTTP(b *testing.B) {
 			sinkInt++
 		}
 		bw.Flush()
+	}
+}
+
+// BenchmarkFeedBarrage is BenchmarkFeed with barrage's own requests
+// (User-Agent and Connection: keep-alive on every one), 16 deep.
+func BenchmarkFeedBarrage(b *testing.B) {
+	one := http1.AppendRequest(nil, &http1.Request{Host: "127.0.0.1:8080", Path: "/"})
+	reqs := bytes.Repeat(one, 16)
+	rs := testResponses(200, 2)
+	var ss session
+	var p policy
+	out := make([]byte, 0, 4096)
+	b.SetBytes(int64(len(reqs)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		var n int
+		out, _, n, _ = rs.feed(&ss, reqs, out[:0], &p)
+		sinkInt += n
 	}
 }

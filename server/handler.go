@@ -1,26 +1,17 @@
 package server
 
 import (
-	"fmt"
-	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/cpu"
-	"golang.org/x/sys/unix"
 )
 
 // handler is the server's gnet event handler.
 type handler struct {
 	gnet.BuiltinEventEngine
 	s *Server
-
-	booted chan struct{} // closed by OnBoot
-	eng    gnet.Engine   // set by OnBoot, read after booted
-	addr   string        // set by OnBoot, read after booted
-	err    error         // set by OnBoot, read after booted
 
 	mu      sync.Mutex // guards the fields below; taken per connection, never per request
 	loops   map[gnet.EventLoop]*loop
@@ -36,8 +27,9 @@ type loop struct {
 	served atomic.Uint64 // responses written; only this loop writes it
 	out    []byte        // the responses of one OnTraffic, written at once
 	el     gnet.EventLoop
+	pol    policy // which response each request gets
 
-	// Delay and stall mode only (see delay.go).
+	// Held responses and closes waiting for output to drain (delay.go).
 	timer timerState
 
 	_ cpu.CacheLinePad
@@ -55,39 +47,13 @@ type connState struct {
 	l      *loop
 	c      gnet.Conn
 	closed bool // OnClose has run: the connection must not be touched
-	// closing: a request asked to close; the connection closes once the
-	// responses held for it are written, and reads are ignored meanwhile.
-	closing bool
+	// closing: the connection closes once the responses held for it are
+	// written and gnet has handed them all to the socket; reads are
+	// ignored meanwhile.
+	closing  bool
+	draining bool // a drain wake is queued (delay.go)
 
-	held heldResponses // Delay and stall mode only (see delay.go)
-}
-
-func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
-	defer close(h.booted)
-	h.eng = eng
-	// The listener is bound: ask it for its address, which tells the
-	// port the kernel picked for port 0.
-	fd, err := eng.Dup()
-	if err != nil {
-		h.err = fmt.Errorf("server: cannot find the listening address: %w", err)
-		return gnet.Shutdown
-	}
-	defer unix.Close(fd) //nolint:errcheck
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		h.err = fmt.Errorf("server: cannot find the listening address: %w", err)
-		return gnet.Shutdown
-	}
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		h.addr = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
-	case *unix.SockaddrInet6:
-		h.addr = net.JoinHostPort(netip.AddrFrom16(sa.Addr).String(), fmt.Sprint(sa.Port))
-	default:
-		h.err = fmt.Errorf("server: unexpected listening address %T", sa)
-		return gnet.Shutdown
-	}
-	return gnet.None
+	held heldResponses // timed modes only (see delay.go)
 }
 
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
@@ -103,10 +69,13 @@ func (h *handler) loop(el gnet.EventLoop) *loop {
 	if l := h.loops[el]; l != nil {
 		return l
 	}
-	l := &loop{el: el}
+	l := &loop{el: el, pol: h.s.newPolicy(uint64(len(h.list)))}
 	h.loops[el] = l
 	h.list = append(h.list, l)
-	if h.s.timed && !h.stopped {
+	if !h.stopped {
+		// Every loop has a timer: held responses need it, and so does
+		// any connection that must close while gnet still holds output
+		// for it. Idle, it is a goroutine blocked on a channel.
 		l.timer.init()
 		h.s.wg.Add(1)
 		go h.s.runTimer(l)
@@ -136,27 +105,32 @@ func (h *handler) OnClose(c gnet.Conn, _ error) gnet.Action {
 func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	cs, ok := c.Context().(*connState)
 	if !ok {
-		panic("BUG: target: connection without state")
+		panic("BUG: server: connection without state")
 	}
+	s := h.s
 	buf, _ := c.Peek(-1)
-	if cs.closing {
-		// Waiting for held responses before closing: the client's
-		// later bytes are not answered.
+	if cs.closing || s.o.Silent {
+		// Closing: waiting for held responses or for gnet to drain;
+		// the client's later bytes are not answered. Silent: nothing
+		// is ever answered.
 		if len(buf) > 0 {
 			_, _ = c.Discard(len(buf))
 		}
 		return gnet.None
 	}
 	l := cs.l
-	out, off, n, closeConn := h.s.rs.feed(&cs.session, buf, l.out[:0])
+	if s.clocked {
+		l.pol.begin(s.now())
+	}
+	out, off, n, closeConn := s.rs.feed(&cs.session, buf, l.out[:0], &l.pol)
 	l.out = out
 	if off > 0 {
 		// Hazard: gnet's Discard(n) with n <= 0 discards everything,
 		// partial request included.
 		_, _ = c.Discard(off)
 	}
-	if h.s.timed {
-		return h.s.hold(cs, out, n, closeConn)
+	if s.timed {
+		return s.hold(cs, out, n, closeConn)
 	}
 	if len(out) > 0 {
 		// One write for every response of this read. Write copies what
@@ -164,7 +138,7 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 		_, _ = c.Write(out)
 		l.count(n)
 	}
-	if closeConn {
+	if closeConn && !cs.closed && s.drained(cs, s.now()) {
 		return gnet.Close
 	}
 	return gnet.None

@@ -107,7 +107,7 @@ func feedAll(rs *responses, chunks ...string) (string, int, bool) {
 		pending = append(pending, c...)
 		var off, n int
 		var closeConn bool
-		out, off, n, closeConn = rs.feed(&ss, pending, out)
+		out, off, n, closeConn = rs.feed(&ss, pending, out, &policy{})
 		pending = pending[off:]
 		total += n
 		if closeConn {
@@ -118,10 +118,10 @@ func feedAll(rs *responses, chunks ...string) (string, int, bool) {
 }
 
 func TestFeed(t *testing.T) {
-	rs := newResponses(200, 2)
-	ok := string(rs.ok[keepAlive][0])
-	okHead := string(rs.ok[keepAlive][1])
-	okClose := string(rs.ok[closeAfter][0])
+	rs := testResponses(200, 2)
+	ok := string(rs.resp[kindOK][keepAlive][0])
+	okHead := string(rs.resp[kindOK][keepAlive][1])
+	okClose := string(rs.resp[kindOK][closeAfter][0])
 	const get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 	for _, tc := range []struct {
 		name   string
@@ -160,14 +160,14 @@ func TestFeed(t *testing.T) {
 }
 
 func TestFeedByteByByte(t *testing.T) {
-	rs := newResponses(200, 2)
+	rs := testResponses(200, 2)
 	in := "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcHEAD / HTTP/1.1\r\n\r\n"
 	chunks := make([]string, len(in))
 	for i := range in {
 		chunks[i] = in[i : i+1]
 	}
 	out, n, closeConn := feedAll(rs, chunks...)
-	if want := string(rs.ok[keepAlive][0]) + string(rs.ok[keepAlive][1]); out != want || n != 2 || closeConn {
+	if want := string(rs.resp[kindOK][keepAlive][0]) + string(rs.resp[kindOK][keepAlive][1]); out != want || n != 2 || closeConn {
 		t.Fatalf("got %q %d %v", out, n, closeConn)
 	}
 }
@@ -191,13 +191,13 @@ func TestResponses(t *testing.T) {
 		{204, 2, false, keepAlive, "", 0},
 		{299, 2, false, keepAlive, "ok", 2},
 	} {
-		rs := newResponses(tc.status, tc.size)
+		rs := testResponses(tc.status, tc.size)
 		h := 0
 		method := "GET"
 		if tc.head {
 			h, method = 1, "HEAD"
 		}
-		raw := rs.ok[tc.mode][h]
+		raw := rs.resp[kindOK][tc.mode][h]
 		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), &http.Request{Method: method})
 		if err != nil {
 			t.Fatalf("%+v: %v", tc, err)
@@ -280,4 +280,17 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("%q: head %v", b[:n], r.head)
 		}
 	})
+}
+
+// testResponses are the responses of a server with this status and body
+// size, and every other option at its default.
+func testResponses(status, bodySize int) *responses {
+	o := Options{Status: status, BodySize: bodySize}
+	if bodySize == 0 {
+		o.BodySize = -1
+	}
+	if err := o.normalize(); err != nil {
+		panic(err)
+	}
+	return newResponses(&o)
 }

@@ -21,10 +21,18 @@ type session struct {
 // byte has arrived: answering earlier would confuse clients that send the
 // body before reading.
 //
-// This is the per-request path: it must not allocate once out has grown
-// to its working size (see the allocation test).
-func (rs *responses) feed(ss *session, buf, out []byte) (_ []byte, consumed, n int, close bool) {
+// p picks each final response (the configured one, a failure or a 429)
+// and, when p.recordEnds is set, gets where each counted response ends
+// in out appended to p.ends (the capacity queue releases them one by
+// one).
+//
+// This is the per-request path: it must not allocate once out (and
+// p.ends) have grown to their working size (see the allocation test).
+func (rs *responses) feed(ss *session, buf, out []byte, p *policy) (_ []byte, consumed, n int, close bool) {
 	off := 0
+	// Fast path: nothing misbehaves, the configured response every time.
+	// Checked once per read; the slow path is a call of its own.
+	plain := !p.on && !p.recordEnds && !rs.closeEach
 	for {
 		if ss.skip > 0 {
 			k := min(ss.skip, len(buf)-off)
@@ -33,7 +41,11 @@ func (rs *responses) feed(ss *session, buf, out []byte) (_ []byte, consumed, n i
 			if ss.skip > 0 {
 				return out, off, n, false
 			}
-			out = rs.appendResponse(out, &ss.owed)
+			if plain {
+				out = rs.appendResponse(out, &ss.owed, kindOK)
+			} else {
+				out = rs.appendPicked(out, &ss.owed, p)
+			}
 			n++
 			if ss.owed.conn == closeAfter {
 				return out, len(buf), n, true
@@ -56,11 +68,17 @@ func (rs *responses) feed(ss *session, buf, out []byte) (_ []byte, consumed, n i
 			ss.scan = k
 			return out, off, n, false
 		case errHeadTooLarge:
-			return append(out, rs.headTooLarge...), len(buf), n + 1, true
+			out = append(out, rs.headTooLarge...)
+			p.ended(len(out))
+			return out, len(buf), n + 1, true
 		case errTransferEncoding:
-			return append(out, rs.notImplemented...), len(buf), n + 1, true
+			out = append(out, rs.notImplemented...)
+			p.ended(len(out))
+			return out, len(buf), n + 1, true
 		default:
-			return append(out, rs.badRequest...), len(buf), n + 1, true
+			out = append(out, rs.badRequest...)
+			p.ended(len(out))
+			return out, len(buf), n + 1, true
 		}
 		ss.scan = 0
 		off += k
@@ -71,10 +89,26 @@ func (rs *responses) feed(ss *session, buf, out []byte) (_ []byte, consumed, n i
 			ss.skip = ss.owed.bodyLen
 			continue
 		}
-		out = rs.appendResponse(out, &ss.owed)
+		if plain {
+			out = rs.appendResponse(out, &ss.owed, kindOK)
+		} else {
+			out = rs.appendPicked(out, &ss.owed, p)
+		}
 		n++
 		if ss.owed.conn == closeAfter {
 			return out, len(buf), n, true
 		}
 	}
+}
+
+// appendPicked is feed's slow path: the response p picks, where it ends
+// noted for the capacity queue, and in Close mode the connection marked
+// to close after it.
+func (rs *responses) appendPicked(out []byte, r *request, p *policy) []byte {
+	if rs.closeEach {
+		r.conn = closeAfter
+	}
+	out = rs.appendResponse(out, r, p.kind())
+	p.ended(len(out))
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -125,7 +126,7 @@ func TestPipelinedOneWrite(t *testing.T) {
 	s := start(t, Options{})
 	c := dial(t, s)
 	c.send(strings.Repeat(get, 16))
-	want := 16 * len(s.rs.ok[keepAlive][0])
+	want := 16 * len(s.rs.resp[kindOK][keepAlive][0])
 	buf := make([]byte, 2*want)
 	n, err := c.c.Read(buf)
 	if err != nil || n != want {
@@ -370,6 +371,15 @@ func TestStartErrors(t *testing.T) {
 		{Options{Listen: "127.0.0.1:0", StallEvery: time.Second}, true},
 		{Options{Listen: "127.0.0.1:0", StallEvery: time.Second, StallFor: time.Second}, true},
 		{Options{Listen: "127.0.0.1:0", BodySize: MaxBodySize + 1}, true},
+		{Options{Listen: "127.0.0.1:0", FailRate: 1.5}, true},
+		{Options{Listen: "127.0.0.1:0", FailRate: -0.1}, true},
+		{Options{Listen: "127.0.0.1:0", FailRate: math.NaN()}, true},
+		{Options{Listen: "127.0.0.1:0", FailStatus: 100}, true},
+		{Options{Listen: "127.0.0.1:0", FailEvery: time.Second}, true},
+		{Options{Listen: "127.0.0.1:0", FailEvery: time.Second, FailFor: 2 * time.Second}, true},
+		{Options{Listen: "127.0.0.1:0", RateLimit: -1}, true},
+		{Options{Listen: "127.0.0.1:0", RateLimit: 2e9}, true},
+		{Options{Listen: "127.0.0.1:0", Capacity: 1e-9}, true},
 	} {
 		s, err := Start(tc.o)
 		if err == nil {

@@ -24,7 +24,7 @@ func isToken(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !tokenTable[s[i]] {
+		if !IsTokenChar(s[i]) {
 			return false
 		}
 	}

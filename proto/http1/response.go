@@ -172,20 +172,6 @@ func (p *Parser) EOF() error {
 	return ErrUnexpectedEOF
 }
 
-// line returns the next line of b without its LF (and a CR before it), and
-// the index after the LF; ok is false when b holds no LF.
-func line(b []byte, from int) (l []byte, next int, ok bool) {
-	i := bytes.IndexByte(b[from:], '\n')
-	if i < 0 {
-		return nil, 0, false
-	}
-	l = b[from : from+i]
-	if len(l) > 0 && l[len(l)-1] == '\r' {
-		l = l[:len(l)-1]
-	}
-	return l, from + i + 1, true
-}
-
 // head collects what the headers say about framing while they are parsed.
 type head struct {
 	clSeen, clBad bool
@@ -201,7 +187,7 @@ type head struct {
 // parseHead parses the status line and headers once they are complete in
 // b. It returns the bytes consumed (0 and ErrNeedMore until complete).
 func (p *Parser) parseHead(b []byte) (int, error) {
-	status, next, ok := line(b, 0)
+	status, next, ok := NextLine(b, 0)
 	if !ok {
 		if len(b) > MaxHeaderBytes {
 			return 0, ErrHeaderTooLarge
@@ -218,7 +204,7 @@ func (p *Parser) parseHead(b []byte) (int, error) {
 		if next > MaxHeaderBytes {
 			return 0, ErrHeaderTooLarge
 		}
-		l, after, ok := line(b, next)
+		l, after, ok := NextLine(b, next)
 		if !ok {
 			if len(b) > MaxHeaderBytes {
 				return 0, ErrHeaderTooLarge
@@ -284,38 +270,6 @@ func parseStatusLine(l []byte) (major, minor, code int, err error) {
 	return major, minor, code, nil
 }
 
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func lower(c byte) byte {
-	if c >= 'A' && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
-// eqFoldBytes compares b with a lower-case ASCII name.
-func eqFoldBytes(b []byte, name string) bool {
-	if len(b) != len(name) {
-		return false
-	}
-	for i := range b {
-		if lower(b[i]) != name[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
 // header checks one header line and notes what it says about framing.
 func (h *head) header(l []byte, first bool) error {
 	if l[0] == ' ' || l[0] == '\t' {
@@ -331,7 +285,7 @@ func (h *head) header(l []byte, first bool) error {
 		}
 		return nil
 	}
-	l = trimOWS(l)
+	l = TrimOWS(l)
 	colon := bytes.IndexByte(l, ':')
 	if colon <= 0 {
 		return ErrBadHeader
@@ -354,35 +308,31 @@ func (h *head) header(l []byte, first bool) error {
 			return ErrBadHeader
 		}
 	}
-	value = trimOWS(value)
+	value = TrimOWS(value)
 	h.lastRelevant = !spaced
 	switch {
 	case spaced:
-	case eqFoldBytes(name, "content-length"):
+	case EqualFold(name, "content-length"):
 		if !h.clSeen {
 			h.clSeen, h.cl = true, value
 		} else if !bytes.Equal(h.cl, value) {
 			h.clBad = true
 		}
-	case eqFoldBytes(name, "transfer-encoding"):
+	case EqualFold(name, "transfer-encoding"):
 		h.teCount++
-		h.teChunked = eqFoldBytes(value, "chunked")
-	case eqFoldBytes(name, "connection"):
-		forEachToken(value, func(t []byte) {
-			if eqFoldBytes(t, "close") {
-				h.connClose = true
-			} else if eqFoldBytes(t, "keep-alive") {
-				h.connKeepAlive = true
-			}
-		})
-	case eqFoldBytes(name, "trailer"):
+		h.teChunked = EqualFold(value, "chunked")
+	case EqualFold(name, "connection"):
+		c, k := ConnectionOptions(value)
+		h.connClose = h.connClose || c
+		h.connKeepAlive = h.connKeepAlive || k
+	case EqualFold(name, "trailer"):
 		forEachToken(value, func(t []byte) {
 			for _, c := range t {
 				if !tokenTable[c] {
 					return
 				}
 			}
-			if eqFoldBytes(t, "content-length") || eqFoldBytes(t, "transfer-encoding") || eqFoldBytes(t, "trailer") {
+			if EqualFold(t, "content-length") || EqualFold(t, "transfer-encoding") || EqualFold(t, "trailer") {
 				h.trailerBad = true
 			}
 		})
@@ -403,32 +353,10 @@ func forEachToken(v []byte, fn func(t []byte)) {
 		} else {
 			t, v = v[:i], v[i+1:]
 		}
-		if t = trimOWS(t); len(t) > 0 {
+		if t = TrimOWS(t); len(t) > 0 {
 			fn(t)
 		}
 	}
-}
-
-// parseLength reads a Content-Length value as net/http does: decimal
-// digits only, at most 2^63-1.
-func parseLength(v []byte) (uint64, bool) {
-	if len(v) == 0 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range v {
-		if !isDigit(c) {
-			return 0, false
-		}
-		if n > (1<<63-1)/10 {
-			return 0, false
-		}
-		n = n*10 + uint64(c-'0')
-		if n > 1<<63-1 {
-			return 0, false
-		}
-	}
-	return n, true
 }
 
 // frame decides how the body is delimited, in net/http's order of checks.
@@ -452,7 +380,7 @@ func (p *Parser) frame(h *head, major, minor, code int) error {
 		if h.clBad {
 			return ErrBadContentLength
 		}
-		n, ok := parseLength(h.cl)
+		n, ok := ParseContentLength(h.cl)
 		if !ok {
 			return ErrBadContentLength
 		}
@@ -576,7 +504,7 @@ func (p *Parser) parseTrailer(b []byte) (int, error) {
 	next := 0
 	first := true
 	for {
-		l, after, ok := line(block, next)
+		l, after, ok := NextLine(block, next)
 		if !ok {
 			return 0, ErrBadHeader
 		}
@@ -594,19 +522,4 @@ func (p *Parser) parseTrailer(b []byte) (int, error) {
 	// that had to be in sight: net/http stops there too.
 	p.state = stDone
 	return next, nil
-}
-
-// Byte classes, as net/textproto defines them.
-var tokenTable, valueTable [256]bool
-
-func init() {
-	for c := 0; c < 256; c++ {
-		switch {
-		case c >= '0' && c <= '9', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
-			tokenTable[c] = true
-		case c < 128 && bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), byte(c)) >= 0:
-			tokenTable[c] = true
-		}
-		valueTable[c] = c == '\t' || (c >= 0x20 && c != 0x7f)
-	}
 }
