@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/barrage-load/barrage/fleet"
+	"github.com/barrage-load/barrage/live"
 	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/report"
 	"github.com/barrage-load/barrage/schedule"
 )
 
@@ -31,44 +33,88 @@ func (m *monitor) checkConfig(ctx context.Context, w *fleet.Watch) {
 		c.logf("refused a live config: %v", err)
 		return
 	}
-	open := m.st.Plan.Open()
-	setRate := cfg.Rate != m.st.Rate
-	if setRate && !open {
-		c.logf("refused a live rate of %g: test %s runs the closed model (as fast as the target answers); change --connections instead", cfg.Rate, m.st.ID)
-		setRate = false
+	ch := live.Keep("set")
+	if cfg.Rate != m.st.Rate {
+		ch.Rate = cfg.Rate
 	}
-	setConns := cfg.Connections != m.st.Connections
-	if setConns && cfg.Connections < len(m.alive()) {
-		c.logf("refused %d connections: fewer than the %d agents", cfg.Connections, len(m.alive()))
-		setConns = false
+	if cfg.Connections != m.st.Connections {
+		ch.Connections = cfg.Connections
+	}
+	if _, err := m.liveChange(ctx, ch, asked); err != nil {
+		c.logf("live change refused: %v", err)
+	}
+	m.st.CfgVersion = stat.Version
+	m.saveState()
+}
+
+// liveChange applies a live change from the next interval boundary a
+// little ahead; it returns that instant.
+func (m *monitor) liveChange(ctx context.Context, ch live.Change, asked time.Time) (time.Duration, error) {
+	setRate := ch.SetsRate() && ch.Rate != m.st.Rate
+	if setRate && !m.st.Plan.Open() {
+		return 0, fmt.Errorf("%w (test %s)", live.ErrClosedModel, m.st.ID)
+	}
+	if setRate {
+		if err := proto.CheckRate(ch.Rate); err != nil {
+			return 0, err
+		}
+	}
+	setConns := ch.Connections > 0 && ch.Connections != m.st.Connections
+	if setConns {
+		if err := proto.CheckConnections(ch.Connections); err != nil {
+			return 0, err
+		}
+		if ch.Connections < len(m.alive()) {
+			return 0, fmt.Errorf("%w: %d connections are fewer than the %d agents", ErrBadValue, ch.Connections, len(m.alive()))
+		}
 	}
 	if !setRate && !setConns {
-		m.st.CfgVersion = stat.Version
-		return
+		return 0, nil
 	}
 	var what []string
 	conns := 0
 	if setRate {
-		what = append(what, fmt.Sprintf("rate %g req/s", cfg.Rate))
+		what = append(what, fmt.Sprintf("rate %g req/s", ch.Rate))
 	}
 	if setConns {
-		conns = cfg.Connections
+		conns = ch.Connections
 		what = append(what, fmt.Sprintf("%d connections", conns))
 	}
 	at := m.boundaryAfter(m.since() + ChangeLead)
-	eff := schedule.Edit(m.st.Schedule, at, setRate, cfg.Rate, conns)
-	if err := m.apply(ctx, "set", strings.Join(what, ", "), eff, asked); err != nil {
-		c.logf("live change refused: %v", err)
-		return
+	eff := schedule.Edit(m.st.Schedule, at, setRate, ch.Rate, conns)
+	at, err := m.apply(ctx, ch.Reason, strings.Join(what, ", "), eff, asked)
+	if err != nil {
+		return 0, err
 	}
 	if setRate {
-		m.st.Rate = cfg.Rate
+		m.st.Rate = ch.Rate
 	}
 	if setConns {
 		m.st.Connections = conns
 	}
-	m.st.CfgVersion = stat.Version
-	m.saveState()
+	return at, nil
+}
+
+// serve answers a change or stop asked in-process (live.Controller): the
+// change is applied on the poll loop's goroutine, and the config node is
+// rewritten so that `barrage set` reads what is in force.
+func (m *monitor) serve(ctx context.Context, r request) {
+	if r.stop != "" {
+		m.writeStop(r.stop)
+		m.fail("stopped: "+r.stop, fmt.Errorf("%w: %s", ErrStopped, r.stop))
+		r.reply <- reply{}
+		return
+	}
+	at, err := m.liveChange(ctx, *r.change, time.Now())
+	if err == nil {
+		cfg := mustJSON(fleet.LiveConfig{Rate: m.st.Rate, Connections: m.st.Connections, SetAt: time.Now().UnixNano(), Reason: r.change.Reason})
+		if werr := m.c.fenced(opSet(m.c.p.Config(m.st.ID), cfg, m.cfgVer)); werr == nil {
+			m.cfgVer++
+			m.st.CfgVersion = m.cfgVer
+		}
+		m.saveState()
+	}
+	r.reply <- reply{at: at, err: err}
 }
 
 // doRebalance moves the lost agents' budget to the survivors.
@@ -78,7 +124,7 @@ func (m *monitor) doRebalance(ctx context.Context) {
 		names = append(names, l.Name)
 	}
 	label := fmt.Sprintf("%d agents left (lost: %s)", len(m.alive()), strings.Join(names, ", "))
-	if err := m.apply(ctx, "rebalance", label, m.st.Schedule, time.Now()); err != nil {
+	if _, err := m.apply(ctx, "rebalance", label, m.st.Schedule, time.Now()); err != nil {
 		m.c.logf("rebalance: %v (retrying)", err)
 		return
 	}
@@ -91,11 +137,11 @@ func (m *monitor) doRebalance(ctx context.Context) {
 // acknowledged, then activated at an interval boundary a little ahead,
 // so every agent switches at the same instant (two phases: an agent that
 // cannot take its budget stops the change before anyone applies it).
-func (m *monitor) apply(ctx context.Context, reason, label string, eff []proto.Segment, asked time.Time) error {
+func (m *monitor) apply(ctx context.Context, reason, label string, eff []proto.Segment, asked time.Time) (time.Duration, error) {
 	c, st := m.c, m.st
 	alive := m.alive()
 	if len(alive) == 0 {
-		return fmt.Errorf("no agent left")
+		return 0, fmt.Errorf("no agent left")
 	}
 	budgets, short := Budgets(eff, cores(alive), caps(alive))
 	st.Version++
@@ -105,11 +151,11 @@ func (m *monitor) apply(ctx context.Context, reason, label string, eff []proto.S
 			Schedule: eff, Interval: st.Interval}
 		if err := c.setOrCreate(c.p.Assign(a.ID), mustJSON(asg)); err != nil {
 			m.write("assign "+a.Name, err)
-			return err
+			return 0, err
 		}
 	}
 	if err := m.waitAcks(ctx, v, ChangeAckTimeout, alive); err != nil {
-		return err
+		return 0, err
 	}
 	lead := ChangeLead
 	if reason == "rebalance" {
@@ -122,7 +168,7 @@ func (m *monitor) apply(ctx context.Context, reason, label string, eff []proto.S
 	act := mustJSON(fleet.Activation{Version: v, Epoch: st.Epoch, At: at})
 	if err := c.setOrCreate(c.p.Active(st.ID), act); err != nil {
 		m.write("activate change", err)
-		return err
+		return 0, err
 	}
 	for j, a := range alive {
 		m.budgets[a.ID] = budgets[j]
@@ -142,9 +188,14 @@ func (m *monitor) apply(ctx context.Context, reason, label string, eff []proto.S
 		rec.Label += fmt.Sprintf("; the agents' caps hold %.0f req/s less than asked", short)
 	}
 	st.Changes = append(st.Changes, rec)
+	kind := report.EventChange
+	if reason == "rebalance" {
+		kind = report.EventRebalance
+	}
+	m.pipe.Emit(report.Event{At: at.Seconds(), Kind: kind, Text: fmt.Sprintf("%s: %s", reason, rec.Label)})
 	m.changes = append(m.changes, v)
 	c.logf("change %d (%s: %s): %d agents prepared; takes effect at %.1fs", v, reason, label, len(alive), at.Seconds())
-	return nil
+	return at, nil
 }
 
 // checkApplied notes when every agent applied each change.

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/barrage-load/barrage/fleet"
+	"github.com/barrage-load/barrage/live"
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
 )
@@ -111,6 +113,52 @@ type Coordinator struct {
 	dirs []string
 	// done is the test this coordinator finished, for Cleanup.
 	done *fleet.TestState
+	// reqs carries live changes and stops asked in-process (Change,
+	// Stop) to the poll loop; monitoring is set while it runs.
+	reqs       chan request
+	monitoring atomic.Bool
+}
+
+// request is a live change or stop asked in-process.
+type request struct {
+	change *live.Change
+	stop   string
+	reply  chan reply
+}
+
+type reply struct {
+	at  time.Duration
+	err error
+}
+
+// Change applies a live change to the running test (live.Controller).
+func (c *Coordinator) Change(ctx context.Context, ch live.Change) (time.Duration, error) {
+	if !c.monitoring.Load() {
+		return 0, fmt.Errorf("%w under %s", ErrNoTest, c.o.Root)
+	}
+	r := request{change: &ch, reply: make(chan reply, 1)}
+	select {
+	case c.reqs <- r:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	select {
+	case rp := <-r.reply:
+		return rp.at, rp.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// Stop stops the running test (live.Controller); the report says why.
+func (c *Coordinator) Stop(reason string) {
+	if !c.monitoring.Load() {
+		return
+	}
+	select {
+	case c.reqs <- request{stop: reason, reply: make(chan reply, 1)}:
+	default:
+	}
 }
 
 func (c *Coordinator) logf(format string, args ...any) {
@@ -159,7 +207,7 @@ func New(o Options) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Coordinator{o: o, p: fleet.Paths{Root: o.Root}, s: s, host: fleet.Clean(host, 255)}, nil
+	return &Coordinator{o: o, p: fleet.Paths{Root: o.Root}, s: s, host: fleet.Clean(host, 255), reqs: make(chan request, 8)}, nil
 }
 
 // Close removes a finished test's state (see Cleanup) and ends the

@@ -18,6 +18,15 @@ import (
 // it still leads, marks the test done and removes its state.
 func (m *monitor) finish(ctx context.Context, interrupted bool) (*report.Report, error) {
 	c := m.c
+	// Changes asked while the loop ended get no test.
+	for drained := false; !drained; {
+		select {
+		case r := <-c.reqs:
+			r.reply <- reply{err: fmt.Errorf("%w: test %s is ending", ErrNoTest, m.st.ID)}
+		default:
+			drained = true
+		}
+	}
 	dur := m.st.Plan.Duration.D()
 	elapsed := min(m.since(), dur)
 	if !interrupted && m.err == nil {
@@ -31,6 +40,7 @@ func (m *monitor) finish(ctx context.Context, interrupted bool) (*report.Report,
 	case interrupted:
 		m.stop = fmt.Sprintf("stopped early by a signal after %.1fs of %s: partial report", elapsed.Seconds(), dur)
 		m.err = ErrInterrupted
+		m.pipe.Emit(report.Event{At: elapsed.Seconds(), Kind: report.EventStop, Text: m.stop})
 		c.logf("interrupted: stopping test %s", m.st.ID)
 		deadline := time.Now().Add(StopGrace)
 		done := make(chan struct{})

@@ -111,6 +111,7 @@ func (m *monitor) fail(stop string, err error) {
 	if m.err == nil {
 		m.stop, m.err = stop, err
 		m.c.logf("%s", stop)
+		m.pipe.Emit(report.Event{At: m.since().Seconds(), Kind: report.EventStop, Text: stop})
 	}
 }
 
@@ -146,6 +147,8 @@ func (m *monitor) run(ctx context.Context) (*report.Report, error) {
 	defer tick.Stop()
 	var cfgW, agW, stopW fleet.Watch
 	interrupted := false
+	c.monitoring.Store(true)
+	defer c.monitoring.Store(false)
 	for m.err == nil {
 		if !m.healthy() {
 			break
@@ -181,6 +184,8 @@ func (m *monitor) run(ctx context.Context) (*report.Report, error) {
 		case <-stopW.C():
 			stopW.Fired()
 		case <-c.s.Expired():
+		case r := <-c.reqs:
+			m.serve(ctx, r)
 		}
 		if interrupted {
 			break
@@ -307,6 +312,7 @@ func (m *monitor) checkAgents(ctx context.Context, w *fleet.Watch) {
 		lost = append(lost, fleet.LostAgent{Agent: a.ID, Name: a.Name, At: at,
 			Why: "its registration vanished (session expired, process gone, or node deleted)"})
 		c.logf("agent %s (%s) lost at %.1fs", a.Name, a.ID, at)
+		m.pipe.Emit(report.Event{At: at, Kind: report.EventAgentLost, Text: fmt.Sprintf("agent %s lost", a.Name)})
 	}
 	if len(lost) == 0 {
 		return

@@ -74,6 +74,9 @@ type Pipeline struct {
 	late    map[int]*proto.Stats // by step
 	dups    int
 	sinks   []func(iv *proto.Stats, agents, of int)
+	events  []report.Event
+	esinks  []func(report.Event)
+	step    int // the step of the last interval closed (-1 before)
 	closed  int // intervals closed with every agent
 	partial int // intervals closed without some agent
 }
@@ -91,6 +94,7 @@ func New(o Options) *Pipeline {
 		agents:  map[string]*Agent{},
 		pending: map[int]*pending{},
 		late:    map[int]*proto.Stats{},
+		step:    -1,
 	}
 }
 
@@ -116,6 +120,20 @@ func (p *Pipeline) PrintProgress(w io.Writer, fleet bool) {
 		_ = report.ProgressLine(w, iv, p.Total(), o)
 	})
 }
+
+// Emit records an event and hands it to every event consumer.
+func (p *Pipeline) Emit(e report.Event) {
+	p.events = append(p.events, e)
+	for _, fn := range p.esinks {
+		fn(e)
+	}
+}
+
+// OnEvent adds a consumer of events.
+func (p *Pipeline) OnEvent(fn func(report.Event)) { p.esinks = append(p.esinks, fn) }
+
+// Events lists the events so far.
+func (p *Pipeline) Events() []report.Event { return append([]report.Event(nil), p.events...) }
 
 // Aggregator is the report's aggregator the pipeline feeds.
 func (p *Pipeline) Aggregator() *report.Aggregator { return p.agg }
@@ -295,12 +313,28 @@ func (p *Pipeline) closeOne(pd *pending, alive int) {
 	} else {
 		p.closed++
 	}
+	if st.Step != p.step && agents > 0 {
+		if p.step >= 0 {
+			p.Emit(report.Event{At: st.Start.Seconds(), Kind: report.EventStep, Text: p.stepText(st.Step)})
+		}
+		p.step = st.Step
+	}
 	p.agg.Add(st)
 	for _, fn := range p.sinks {
 		fn(st, agents, alive)
 	}
 	st.Reset()
 	p.spare = append(p.spare, st)
+}
+
+// stepText describes step n from the schedule.
+func (p *Pipeline) stepText(n int) string {
+	for _, g := range p.o.Schedule {
+		if g.Step == n {
+			return fmt.Sprintf("step %d: %s", n+1, proto.StepLabel(g))
+		}
+	}
+	return fmt.Sprintf("step %d", n+1)
 }
 
 // Total is the merged statistics of every closed interval and every late
@@ -311,6 +345,10 @@ func (p *Pipeline) Total() *proto.Stats { return p.agg.Total() }
 // length so far. The caller adds agent rows and outcome.
 func (p *Pipeline) Report(elapsed time.Duration) *report.Report {
 	rep := p.agg.Report(elapsed)
+	rep.Events = p.Events()
+	if rep.Events == nil {
+		rep.Events = []report.Event{}
+	}
 	var late, disc int
 	var discSent uint64
 	for _, a := range p.Agents() {
@@ -354,15 +392,17 @@ type State struct {
 	Agents []*Agent `json:"agents"`
 	// Late holds the late snapshots merged, one per step
 	// (proto.MarshalSnapshot).
-	Late [][]byte `json:"late,omitempty"`
-	Dups int      `json:"dups"`
+	Late   [][]byte       `json:"late,omitempty"`
+	Dups   int            `json:"dups"`
+	Events []report.Event `json:"events,omitempty"`
+	Step   int            `json:"step"`
 }
 
 // Checkpoint returns the pipeline's state without its pending intervals:
 // the snapshots of intervals from Next on are not covered and must be
 // folded again after a Restore.
 func (p *Pipeline) Checkpoint() (*State, error) {
-	st := &State{Next: p.next, Dups: p.dups}
+	st := &State{Next: p.next, Dups: p.dups, Events: p.events, Step: p.step}
 	for _, a := range p.Agents() {
 		c := *a
 		c.Received = nil
@@ -413,6 +453,8 @@ func Restore(o Options, st *State, merged []*proto.Stats) (*Pipeline, error) {
 	}
 	p.next = st.Next
 	p.dups = st.Dups
+	p.events = st.Events
+	p.step = st.Step
 	for _, b := range st.Late {
 		sn, err := proto.UnmarshalSnapshot(b)
 		if err != nil {

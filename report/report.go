@@ -210,6 +210,9 @@ type Report struct {
 	// HistogramDropped counts values lost while merging histograms; it is
 	// shown, never hidden.
 	HistogramDropped int64 `json:"histogram_dropped"`
+	// Events are what happened to the test beside its timeline: steps,
+	// live changes, agents lost, stops, thresholds, the circuit breaker.
+	Events []Event `json:"events"`
 	// StartSkewMS is the spread of the agents' first send times.
 	StartSkewMS float64 `json:"start_skew_ms,omitempty"`
 
@@ -218,6 +221,28 @@ type Report struct {
 	// must not say the schedule was kept.
 	delayedSends bool
 }
+
+// Event is something that happened to a test, shown beside its timeline
+// (as a marker on the dashboard's charts).
+type Event struct {
+	// At is when, in seconds from the test's start.
+	At float64 `json:"at_seconds"`
+	// Kind is one of the Event* constants.
+	Kind string `json:"kind"`
+	Text string `json:"text"`
+}
+
+// Event kinds.
+const (
+	EventStep      = "step"       // a planned step began
+	EventChange    = "change"     // a live change took effect
+	EventAgentLost = "agent-lost" // an agent was declared lost
+	EventRebalance = "rebalance"  // a lost agent's budget moved
+	EventStop      = "stop"       // the test was stopped early
+	EventThreshold = "threshold"  // a threshold failed (live)
+	EventBreaker   = "breaker"    // a circuit breaker changed state
+	EventDegrade   = "degrade"    // graceful degradation lowered the load
+)
 
 // Exit statuses a report calls for (see Report.ExitCode), as the command
 // line documents them: 0 completed, 1 could not run or finish, 2 bad
