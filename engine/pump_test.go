@@ -168,8 +168,8 @@ func TestPump(t *testing.T) {
 		// and it is not the generator's lateness (it waited for the
 		// target).
 		{name: "backlog drains on a response", segs: constantRate(10, time.Second), conns: 1,
-			steps:     []pumpStep{{at: 0}, {at: 250 * ms}, {at: 260 * ms, answer: 1}},
-			sent:      2, scheduled: 3, backlogged: 2, waiting: 1, lateness: 1, wake: 260*ms + MaxPacerTick},
+			steps: []pumpStep{{at: 0}, {at: 250 * ms}, {at: 260 * ms, answer: 1}},
+			sent:  2, scheduled: 3, backlogged: 2, waiting: 1, lateness: 1, wake: 260*ms + MaxPacerTick},
 		// A token that waited longer than the timeout is shed, never
 		// sent: at 1000.5ms with a 100ms timeout, hits 1..900 (1..900ms)
 		// are dropped, 901..1000 still wait.
@@ -203,24 +203,24 @@ func TestPump(t *testing.T) {
 		// With the lease lapsed nothing goes: what comes due is shed as
 		// fenced, not backlogged.
 		{name: "lapsed lease sheds", segs: constantRate(100, time.Second), conns: 4,
-			steps: []pumpStep{{at: 0, lease: lease2(-time.Hour, -1)}, {at: 505 * ms}},
+			steps:     []pumpStep{{at: 0, lease: lease2(-time.Hour, -1)}, {at: 505 * ms}},
 			scheduled: 51, shedFenced: 51, wake: 510 * ms},
 		// Sent while the lease held (0..200ms); shed after (210..500ms).
 		{name: "lease lapses mid-run", segs: constantRate(100, time.Second), conns: 100,
 			steps: []pumpStep{{at: 0, lease: lease2(-time.Hour, 205*ms)}, {at: 201 * ms}, {at: 505 * ms}},
-			sent: 21, scheduled: 51, shedFenced: 30, lateness: 21, wake: 510 * ms},
+			sent:  21, scheduled: 51, shedFenced: 30, lateness: 21, wake: 510 * ms},
 		// Regained at 700ms after a lapse: what came due before then is
 		// shed, never sent late in a burst; from 700ms on it goes.
 		{name: "lease regained: no burst", segs: constantRate(100, time.Second), conns: 100,
 			steps: []pumpStep{{at: 0, lease: lease2(-time.Hour, -1)}, {at: 305 * ms}, {at: 755 * ms, lease: lease2(700*ms, 2*time.Second)}},
-			sent: 6, scheduled: 76, shedFenced: 70, lateness: 6, wake: 760 * ms},
+			sent:  6, scheduled: 76, shedFenced: 70, lateness: 6, wake: 760 * ms},
 		// Lapsed at 100ms, seen lapsed at 105ms (hits 1..10 shed), then
 		// regained at 900ms before the loop next looked, at 955ms (a
 		// process stopped and continued): the hits due before the lease
 		// came back (11..89) are shed all the same; 90..95 go.
 		{name: "lease regained before the loop woke", segs: constantRate(100, time.Second), conns: 100,
 			steps: []pumpStep{{at: 0, lease: lease2(-time.Hour, 100*ms)}, {at: 105 * ms}, {at: 955 * ms, lease: lease2(900*ms, 2*time.Second)}},
-			sent: 1 + 6, scheduled: 96, shedFenced: 10 + 79, lateness: 7, wake: 960 * ms},
+			sent:  1 + 6, scheduled: 96, shedFenced: 10 + 79, lateness: 7, wake: 960 * ms},
 	} {
 		o := Options{Schedule: tc.segs, Pipeline: tc.pipeline, Timeout: tc.timeout, Phase: tc.phase}
 		loops := max(tc.loops, 1)
