@@ -237,7 +237,11 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 			return early(fmt.Errorf("engine: cannot start event loop %d: %w", i, err))
 		}
 		l.cli = cli
+		// Under the lock: a live change or a renewal may come from
+		// another goroutine while the loops are being made.
+		e.mu.Lock()
 		e.loops = append(e.loops, l)
+		e.mu.Unlock()
 		if e.open {
 			if err := e.doorbell(l); err != nil {
 				return early(err)
@@ -325,6 +329,14 @@ func (e *Engine) newLoop(i int) *loop {
 	return l
 }
 
+// loopList returns the loops made so far, for goroutines other than
+// Run's.
+func (e *Engine) loopList() []*loop {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.loops
+}
+
 // loadBounds returns the interval boundaries in force.
 func (e *Engine) loadBounds() []schedule.Boundary { return *e.bounds.Load() }
 
@@ -393,14 +405,16 @@ func (e *Engine) dialInitial(ctx context.Context) error {
 	for _, l := range e.loops {
 		for j := int64(0); j < l.wantN.Load(); j++ {
 			c := l.newConn()
-			c.first = true
+			c.first, c.dialing = true, true
+			l.dialingN++
 			slots = append(slots, c)
 		}
 	}
-	// Every slot exists before the first connect: l.conns is the loop's
-	// once connections open on it.
+	// Hazard: every slot, and the loop's count of them, is set before the
+	// first connect: once connections open on a loop, its fields are its
+	// own.
 	for _, c := range slots {
-		c.l.redial(c, false)
+		e.dialer.add(c.l, c, false)
 	}
 	ok := 0
 	var firstErr error
@@ -627,7 +641,7 @@ func (e *Engine) applyLocked(at time.Duration, segs []proto.Segment, phase float
 // publish hands a change to the loops and the clock. A loop that cannot
 // run it yet takes the schedule when it starts.
 func (e *Engine) publish() {
-	for _, l := range e.loops {
+	for _, l := range e.loopList() {
 		l.run(l.syncTask)
 	}
 	select {
@@ -711,7 +725,7 @@ func (e *Engine) Renew(until time.Time) {
 			if regained && u >= now && e.running.Load() {
 				// Closed-model connections left idle while it had lapsed
 				// are refilled; the open model sends what came due since.
-				for _, l := range e.loops {
+				for _, l := range e.loopList() {
 					l.run(l.syncTask)
 				}
 			}
