@@ -42,6 +42,9 @@ type pacing struct {
 	stride uint64
 	idx    uint64
 	rules  []phaseRule
+	// last is rules' last, the one nearly every token follows: at looks
+	// there first.
+	last phaseRule
 
 	next    uint64
 	nextAt  int64 // token next's intended time, ns since the start
@@ -60,20 +63,33 @@ func (p *pacing) setSchedule(s schedule.Schedule, phases []phaseChange) {
 	p.sched = s
 	p.rules = p.rules[:0]
 	p.rules = append(p.rules, phaseRule{at: math.MinInt64, phase: phases[0].phase})
+	p.last = p.rules[0]
 	for _, c := range phases[1:] {
 		// Tokens due before the change keep their times; the new phase
 		// times the rest. Hazard: this count must use the rules so far,
 		// which is why rules are added one at a time.
 		from := p.count(c.at - 1)
 		p.rules = append(p.rules, phaseRule{at: c.at, from: from, phase: c.phase})
+		p.last = p.rules[len(p.rules)-1]
 	}
+	p.last = p.rules[len(p.rules)-1]
 	p.nextAt, p.nextSeg, p.nextOK = p.at(p.next, 0)
 	p.seenAt, p.seenSeg, p.seenOK = p.at(p.seen, 0)
 }
 
 // at returns token j's intended time (ns since the start), its schedule
-// segment, and false when the schedule ends before it.
+// segment, and false when the schedule ends before it. It is on the
+// per-request path: the last rule is looked at first, without a loop.
 func (p *pacing) at(j uint64, hint int) (int64, int, bool) {
+	if j >= p.last.from {
+		at, seg, ok := p.sched.At(float64(j*p.stride+p.idx)+p.last.phase, hint)
+		return max(at, p.last.at), seg, ok
+	}
+	return p.atRule(j, hint)
+}
+
+// atRule is at for a token before the last phase change.
+func (p *pacing) atRule(j uint64, hint int) (int64, int, bool) {
 	ri := len(p.rules) - 1
 	for ri > 0 && j < p.rules[ri].from {
 		ri--
@@ -147,9 +163,19 @@ func (p *pacing) observe(t int64, st *proto.Stats) {
 		if !p.seenOK || p.seenAt > t {
 			return
 		}
-		p.seeTo(p.seen+1, st)
+		p.seeOne(st)
 	}
 	p.seeTo(p.count(t), st)
+}
+
+// seeOne counts token seen as due: seeTo(seen+1), the per-request case.
+func (p *pacing) seeOne(st *proto.Stats) {
+	st.Scheduled++
+	if p.seen >= p.next {
+		st.Backlogged++
+	}
+	p.seen++
+	p.seenAt, p.seenSeg, p.seenOK = p.at(p.seen, p.seenSeg)
 }
 
 // shed drops the tokens below k that were not sent, counting them in

@@ -13,7 +13,7 @@ import (
 // requests pump and fill write go into the slots' buffers, which flush
 // drops (a slot without a gnet connection). The schedule starts at the
 // engine's epoch, so a fake `now` is also the time since the start.
-func fakeLoop(t *testing.T, o Options, nloops, idx, conns int) *loop {
+func fakeLoop(t testing.TB, o Options, nloops, idx, conns int) *loop {
 	t.Helper()
 	o.Addr = "127.0.0.1:1"
 	o.Request = []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -20,8 +20,20 @@ type seg struct {
 	from, to   float64 // rate in hits per ns at start and end
 	cum        float64 // hits due before start
 	tot        float64 // hits due within the segment
+	a          float64 // hits(t) = a t² + from t within the segment
+	ramp       bool    // a is not 0
 	conns      int
 	step       int
+}
+
+// prep computes what the segment's bounds leave to compute: its hits and
+// its curve's coefficient, once rather than per hit.
+func (x *seg) prep() {
+	x.tot = x.hitsWithin(x.end - x.start)
+	if d := float64(x.end - x.start); d > 0 {
+		x.a = (x.to - x.from) / (2 * d)
+	}
+	x.ramp = math.Abs(x.a) >= 1e-30
 }
 
 // Schedule maps time since the test's start to the number of requests due
@@ -43,7 +55,7 @@ func New(segments []proto.Segment) Schedule {
 			from: g.From / 1e9, to: g.To / 1e9,
 			cum: cum, conns: g.Connections, step: g.Step,
 		}
-		x.tot = x.hitsWithin(x.end - x.start)
+		x.prep()
 		cum += x.tot
 		s.segs = append(s.segs, x)
 	}
@@ -63,20 +75,19 @@ func (x *seg) hitsWithin(dt int64) float64 {
 // timeFor is the inverse of hitsWithin: the offset into the segment at which
 // h hits have come due. h must not exceed the segment's total.
 func (x *seg) timeFor(h float64) int64 {
-	if h <= 0 {
-		// Hazard: a ramp from 0 would divide 0 by 0 below.
-		return 0
-	}
-	d := float64(x.end - x.start)
-	a := (x.to - x.from) / (2 * d) // h = a t² + from t
-	if math.Abs(a) < 1e-30 {
+	if !x.ramp {
 		if x.from <= 0 {
 			return x.end - x.start
 		}
 		return int64(math.Ceil(h / x.from))
 	}
-	// t = (-from + sqrt(from² + 4ah)) / 2a; the numerically stable form.
-	disc := x.from*x.from + 4*a*h
+	if h <= 0 {
+		// Hazard: a ramp from 0 would divide 0 by 0 below.
+		return 0
+	}
+	// h = a t² + from t, so t = (-from + sqrt(from² + 4ah)) / 2a; the
+	// numerically stable form.
+	disc := x.from*x.from + 4*x.a*h
 	if disc < 0 {
 		disc = 0
 	}
@@ -141,14 +152,24 @@ func (s *Schedule) holds(i int, h float64) bool {
 // caller walking h upward finds its segment at once; any other hint costs
 // a binary search, never a wrong answer.
 func (s *Schedule) At(h float64, hint int) (at int64, seg int, ok bool) {
+	// Fast path, the per-request one: the hint holds h.
+	if uint(hint) < uint(len(s.segs)) {
+		x := &s.segs[hint]
+		if x.tot > 0 && h >= x.cum-1e-6 && h < x.cum+x.tot-1e-6 {
+			return x.start + x.timeFor(max(h-x.cum, 0)), hint, true
+		}
+	}
+	return s.atSlow(h, hint)
+}
+
+// atSlow is At when the hint's segment does not hold h.
+func (s *Schedule) atSlow(h float64, hint int) (at int64, seg int, ok bool) {
 	n := len(s.segs)
 	if h < 0 || n == 0 {
 		return 0, n, false
 	}
 	i := -1
 	switch {
-	case hint >= 0 && hint < n && s.holds(hint, h):
-		i = hint
 	case hint >= 0 && hint+1 < n && s.holds(hint+1, h):
 		i = hint + 1
 	default:
@@ -229,7 +250,7 @@ func (s *Schedule) Splice(at time.Duration, next []proto.Segment) Schedule {
 	cum := 0.0
 	for i := range out.segs {
 		x := &out.segs[i]
-		x.tot = x.hitsWithin(x.end - x.start)
+		x.prep()
 		cum = x.cum + x.tot
 	}
 	for _, g := range next {
@@ -245,7 +266,7 @@ func (s *Schedule) Splice(at time.Duration, next []proto.Segment) Schedule {
 			x.start = t
 		}
 		x.cum = cum
-		x.tot = x.hitsWithin(x.end - x.start)
+		x.prep()
 		cum += x.tot
 		out.segs = append(out.segs, x)
 	}
