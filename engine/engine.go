@@ -1,8 +1,9 @@
 // Package engine drives HTTP/1.1 load: one gnet event loop per pinned CPU,
-// each owning its connections, its share of the schedule (a token bucket in
-// the open model), its response parsers and its statistics. It knows
-// nothing of ZooKeeper: the coordinator drives it through Options, SetRate
-// and SetConnections and reads it through Options.OnInterval.
+// each owning its connections, its share of the schedule (its tokens in the
+// open model), its response parsers and its statistics. It knows nothing
+// of ZooKeeper: an agent drives it through Options, Apply (live changes at
+// an instant), Renew (its lease) and Stop, and reads it through
+// Options.OnInterval.
 package engine
 
 import (
@@ -468,12 +469,15 @@ func (e *Engine) clock(ctx context.Context) {
 			select {
 			case <-timer.C:
 				now := time.Since(start)
+				if now >= end {
+					// A change of connections at the boundary comes after
+					// the hand-off: the interval ending there samples the
+					// count it ran with.
+					break wait
+				}
 				if hasCC && now >= cc {
 					e.syncConns(cc)
 					connAt = cc
-				}
-				if now >= end {
-					break wait
 				}
 			case <-check.C:
 				for _, l := range e.loops {
@@ -500,6 +504,16 @@ func (e *Engine) clock(ctx context.Context) {
 		}
 		if final {
 			return
+		}
+		for {
+			e.mu.Lock()
+			cc, ok := e.sched.NextConnChange(connAt)
+			e.mu.Unlock()
+			if !ok || cc > end {
+				break
+			}
+			e.syncConns(cc)
+			connAt = cc
 		}
 		prev = end
 	}

@@ -164,6 +164,7 @@ func (l *loop) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.None
 	}
 	now := l.now()
+	l.maybeCut(now)
 	if l.open {
 		l.enqueue(c)
 		l.pump(now)
@@ -279,6 +280,7 @@ func (l *loop) OnClose(gc gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	now := l.now()
+	l.maybeCut(now)
 	st := l.st
 	// A close of ours (a timeout, a protocol error) cuts a response
 	// short; one of the server's may complete it.
@@ -545,14 +547,14 @@ func (l *loop) pump(now int64) {
 	if p.nextOK && t-p.nextAt > int64(e.opts.Timeout) {
 		p.shed(p.count(t-int64(e.opts.Timeout)-1), proto.ShedBacklog, st)
 	}
-	seen0 := p.seen
+	offered := p.offered
 	sends := 0
 	for p.nextOK && p.nextAt <= t && sends < MaxPumpSends {
 		c := l.takeFree()
 		if c == nil {
 			break
 		}
-		if p.next >= seen0 {
+		if p.next >= offered {
 			// Sent in the pump that found it due: what it waited is the
 			// generator's own lateness. A token sent later waited for
 			// the target (it was backlogged) and is not counted here.
@@ -570,6 +572,7 @@ func (l *loop) pump(now int64) {
 			p.observe(t, st)
 		}
 	}
+	p.offer(st)
 	l.nextDue.Store(l.due(now, t, sends == MaxPumpSends))
 }
 
@@ -607,6 +610,7 @@ func (l *loop) settle(st *proto.Stats, now, end int64) {
 			p.shed(p.count(t-int64(e.opts.Timeout)-1), proto.ShedBacklog, st)
 		}
 		p.observe(end, st)
+		p.offer(st)
 	}
 	l.censorWaiting(st, now)
 }
@@ -688,6 +692,7 @@ func (l *loop) resume() {
 		return
 	}
 	now := l.now()
+	l.maybeCut(now)
 	if l.open {
 		l.pump(now)
 	} else {
@@ -705,6 +710,7 @@ func (l *loop) checkTimeouts() {
 		return
 	}
 	now := l.now()
+	l.maybeCut(now)
 	limit := int64(l.e.opts.Timeout)
 	el := l.eventLoop()
 	// Downward: a close may remove a drained slot, which moves the last
@@ -859,13 +865,19 @@ func (l *loop) handoff(seq, step int, start, end time.Duration, final bool) {
 	case l.cut != nil && l.cutSeq == seq && !final:
 		// Cut at its boundary; l.st already counts the next interval.
 		st, l.cut = l.cut, nil
-	case l.cut != nil && l.cutSeq <= seq:
+	case l.cut != nil && (l.cutSeq <= seq || final):
 		// The final hand-off just after a cut, or a cut a hand-off
-		// overtook: one part, so nothing is lost.
+		// overtook (gnet's two task queues may reorder hand-offs): one
+		// part, so nothing is lost.
 		st, l.cut = l.cut, nil
 		st.Merge(l.st)
 		l.st.Reset()
 	default:
+		// No cut: the boundary passed with no event on the loop. The
+		// tokens due before it count in this interval all the same.
+		if l.open && l.started && !final {
+			l.pc.observe(int64(end)-1, l.st)
+		}
 		st = l.st
 		l.st = l.fresh()
 	}
@@ -927,8 +939,14 @@ func (l *loop) cutAt(i int) int64 {
 // the clock is late by a whole interval, the later counts stay in l.st and
 // go to the next interval.
 func (l *loop) maybeCut(now int64) {
-	if now < l.cutDue.Load() || l.cut != nil || !l.started || l.stopped {
+	due := l.cutDue.Load()
+	if now < due || l.cut != nil || !l.started || l.stopped {
 		return
+	}
+	if l.open {
+		// The tokens due before the boundary count in the interval it
+		// ends, even those the loop finds due only now.
+		l.pc.observe(due-l.e.startNS-1, l.st)
 	}
 	l.cut, l.cutSeq = l.st, l.nextCut
 	l.st = l.fresh()

@@ -34,9 +34,14 @@ type phaseRule struct {
 // interleave. The engine's hit k is due when the schedule's integral
 // reaches k+phase, so engines given phases i/N of N interleave too.
 //
-// Two cursors split the tokens: those below next were sent or shed;
-// those below seen were counted as due (Stats.Scheduled). seen >= next
-// always; the tokens between them are due and wait for a connection.
+// Three cursors split the tokens: those below next were sent or shed;
+// those below seen were counted as due (Stats.Scheduled); those below
+// offered were offered to the connections by a pump (a token a pump found
+// due and could not send was backlogged; one sent in the pump that first
+// offered it measures the generator's lateness). seen >= next always; the
+// tokens between them are due and wait. A cut counts the tokens due by its
+// boundary (seen) without offering them, so each interval counts the
+// tokens due in it, however late the loop looks.
 type pacing struct {
 	sched  schedule.Schedule
 	stride uint64
@@ -54,6 +59,7 @@ type pacing struct {
 	seenAt  int64
 	seenOK  bool
 	seenSeg int
+	offered uint64
 }
 
 // setSchedule makes s and the phase changes (in time order, the first
@@ -141,16 +147,12 @@ func (p *pacing) take() {
 	p.nextAt, p.nextSeg, p.nextOK = p.at(p.next, p.nextSeg)
 }
 
-// seeTo counts the tokens up to c as due. Those of them not sent yet
-// found no free connection: backlogged.
+// seeTo counts the tokens up to c as due.
 func (p *pacing) seeTo(c uint64, st *proto.Stats) {
 	if c <= p.seen {
 		return
 	}
 	st.Scheduled += c - p.seen
-	if lo := max(p.seen, p.next); c > lo {
-		st.Backlogged += c - lo
-	}
 	p.seen = c
 	p.seenAt, p.seenSeg, p.seenOK = p.at(c, p.seenSeg)
 }
@@ -171,28 +173,37 @@ func (p *pacing) observe(t int64, st *proto.Stats) {
 // seeOne counts token seen as due: seeTo(seen+1), the per-request case.
 func (p *pacing) seeOne(st *proto.Stats) {
 	st.Scheduled++
-	if p.seen >= p.next {
-		st.Backlogged++
-	}
 	p.seen++
 	p.seenAt, p.seenSeg, p.seenOK = p.at(p.seen, p.seenSeg)
 }
 
+// offer ends a pump: the tokens due and not sent found no connection
+// free, and count as backlogged once.
+func (p *pacing) offer(st *proto.Stats) {
+	if p.seen <= p.offered {
+		return
+	}
+	if lo := max(p.offered, p.next); p.seen > lo {
+		st.Backlogged += p.seen - lo
+	}
+	p.offered = p.seen
+}
+
 // shed drops the tokens below k that were not sent, counting them in
 // Shed[kind]. Tokens shed for the backlog were due and waited for a
-// connection, so they count as backlogged; fenced ones never had the
-// chance.
+// connection, so they count as backlogged (once); fenced ones never had
+// the chance.
 func (p *pacing) shed(k uint64, kind proto.ShedKind, st *proto.Stats) {
 	if k <= p.next {
 		return
 	}
-	old := p.next
-	if kind == proto.ShedBacklog {
-		p.seeTo(k, st)
+	p.seeTo(k, st)
+	if lo := max(p.offered, p.next); kind == proto.ShedBacklog && k > lo {
+		st.Backlogged += k - lo
 	}
+	p.offered = max(p.offered, k)
+	st.Shed[kind] += k - p.next
 	p.next = k
-	p.seeTo(k, st) // no-op for the backlog; for fenced, counts without backlogging
-	st.Shed[kind] += k - old
 	p.nextAt, p.nextSeg, p.nextOK = p.at(k, p.nextSeg)
 }
 

@@ -383,3 +383,87 @@ func TestFileLimit(t *testing.T) {
 		t.Fatalf("over the hard limit: %v", err)
 	}
 }
+
+// TestApplyAtInstant: a change applied ahead of its instant, before the
+// start or during the run, takes effect at that instant: the rate, the
+// connections and the step; the intervals before keep their step.
+func TestApplyAtInstant(t *testing.T) {
+	s := startTarget(t, server.Options{})
+	plan := []proto.Segment{{Duration: 2 * time.Second, From: 1000, To: 1000, Connections: 2}}
+	next := []proto.Segment{{Duration: 2 * time.Second, From: 2000, To: 2000, Connections: 6, Step: 3}}
+	for _, when := range []string{"before the start", "during the run"} {
+		var mu sync.Mutex
+		var ivs []*proto.Stats
+		var e *Engine
+		apply := func() {
+			if err := e.Apply(time.Second, next, 0.5); err != nil {
+				t.Error(err)
+			}
+		}
+		o := Options{Addr: s.Addr(), Request: request(s.Addr(), false), Schedule: plan, Interval: 500 * time.Millisecond, CPUs: []int{0}}
+		o.OnInterval = func(st *proto.Stats) {
+			mu.Lock()
+			ivs = append(ivs, st.Clone())
+			mu.Unlock()
+			if st.Seq == 0 && when == "during the run" {
+				apply() // 500ms in, half a second ahead of the change
+			}
+		}
+		var err error
+		if e, err = New(o); err != nil {
+			t.Fatal(err)
+		}
+		if when == "before the start" {
+			apply()
+		}
+		if _, err := e.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(ivs) != 4 {
+			t.Fatalf("%s: %d intervals", when, len(ivs))
+		}
+		// Steps, connection counts and the tokens due in each interval
+		// are exact (a token counts in the interval it is due in, however
+		// late the loop finds it).
+		var total uint64
+		for i, iv := range ivs {
+			step, conns, due := 0, 2, int64(500)
+			if i >= 2 {
+				step, conns, due = 3, 6, 1000
+			}
+			if iv.Step != step || iv.ConnsWanted != conns || int64(iv.Scheduled) != due {
+				t.Errorf("%s: interval %d: step %d, %d connections wanted, %d due; want %d, %d, %d", when, i, iv.Step, iv.ConnsWanted, iv.Scheduled, step, conns, due)
+			}
+			total += iv.Scheduled
+		}
+		if total != 3000 {
+			t.Errorf("%s: %d due in all, want 3000", when, total)
+		}
+	}
+}
+
+// TestRateDropShedsBacklog: after an absurd rate, a sane one is not spent
+// sending the backlog the absurd one left: tokens that waited longer than
+// the timeout are shed. Within half a second of the drop, sends are back
+// to the new rate.
+func TestRateDropShedsBacklog(t *testing.T) {
+	s := startTarget(t, server.Options{})
+	plan := []proto.Segment{
+		{Duration: time.Second, From: 1e9, To: 1e9, Connections: 8},
+		{Start: time.Second, Duration: time.Second, From: 2000, To: 2000, Connections: 8, Step: 1},
+	}
+	total, ivs := run(t, Options{Addr: s.Addr(), Request: request(s.Addr(), false), Schedule: plan, Timeout: 200 * time.Millisecond,
+		Interval: 500 * time.Millisecond}, nil)
+	checkAccounting(t, total)
+	checkOpenAccounting(t, total)
+	if total.Shed[proto.ShedBacklog] < 9e8 {
+		t.Fatalf("shed %d of the 1e9 backlog", total.Shed[proto.ShedBacklog])
+	}
+	// The last interval (1.5s..2s): 1000 tokens due at 2000/s; the target
+	// answers tens of thousands a second, so a carried backlog would show
+	// as far more sent.
+	last := ivs[len(ivs)-1]
+	if last.Sent > 1100 {
+		t.Fatalf("the last half second sent %d, want the new rate's 1000 (the backlog was carried)", last.Sent)
+	}
+}
