@@ -25,6 +25,9 @@ type dialer struct {
 	ctx  context.Context
 	stop context.CancelFunc
 
+	// wg counts the workers, so a stop waits for connects being enrolled
+	// before the loops go.
+	wg      sync.WaitGroup
 	mu      sync.Mutex
 	queue   []dialJob
 	head    int
@@ -69,6 +72,7 @@ func (d *dialer) add(l *loop, c *conn, wait bool) {
 	d.queue = append(d.queue, dialJob{l: l, c: c, at: at})
 	if d.workers < MaxDials {
 		d.workers++
+		d.wg.Add(1)
 		go d.work()
 	}
 }
@@ -97,6 +101,7 @@ func (d *dialer) report(first bool, err error) {
 }
 
 func (d *dialer) work() {
+	defer d.wg.Done()
 	e := d.e
 	nd := net.Dialer{Timeout: e.opts.ConnectTimeout}
 	for {
@@ -153,5 +158,24 @@ func (d *dialer) work() {
 	}
 }
 
-// close stops every connect in flight and every one to come.
-func (d *dialer) close() { d.stop() }
+// close stops every connect in flight and every one to come, and waits
+// (a second at most) for the workers: one enrolling a connection needs
+// its loop alive to return.
+func (d *dialer) close() {
+	// Under the lock add takes: a worker is either counted before the
+	// wait or never started.
+	d.mu.Lock()
+	d.stop()
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
