@@ -47,6 +47,13 @@ func (a *Agent) check(asg *fleet.Assignment) (engine.Options, error) {
 	if err := a.o.Allow.Check(opts.Addr); err != nil {
 		return engine.Options{}, err
 	}
+	most := 0
+	for _, g := range asg.Budget.Schedule {
+		most = max(most, g.Connections)
+	}
+	if err := engine.CheckFileLimit(most); err != nil {
+		return engine.Options{}, err
+	}
 	return opts, nil
 }
 
@@ -75,6 +82,9 @@ func (r *run) fence(why string) {
 	r.fenceMu.Unlock()
 	if first {
 		r.a.logf("test %s: stopping at once: %s", r.test, why)
+		if r.eng != nil {
+			r.eng.Stop()
+		}
 		r.cancel()
 	}
 }

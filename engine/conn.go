@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"sync/atomic"
+	"time"
+
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/barrage-load/barrage/proto"
@@ -15,11 +18,13 @@ type inflight struct {
 
 // conn is one connection slot of a loop. It outlives the TCP connections
 // that fill it: when one closes, the slot dials again. Every field is owned
-// by the loop, except during dialing, when only the dialer goroutine holds
-// the slot (dialing == true).
+// by the loop, except the dialer's below, which only the dialer touches
+// while the slot is dialing.
 type conn struct {
-	l  *loop
-	gc gnet.Conn // nil while not open
+	l    *loop
+	gc   gnet.Conn // nil while not open
+	pos  int       // index in l.conns; -1 once removed
+	dpos int       // index in l.drained; -1 when not there
 
 	// ring holds the requests in flight, oldest at head; its length is the
 	// pipeline depth.
@@ -39,6 +44,17 @@ type conn struct {
 	// fail is the error kind that the close now under way is counted as.
 	fail    proto.ErrKind
 	failSet bool
+	// srvClose: the server ended the connection after a complete response
+	// (counted in Stats.ServerCloses once).
+	srvClose bool
+
+	// abandon tells the dialer to drop the slot (the loop drained it while
+	// it was dialing); the loop sets it, the dialer reads it.
+	abandon atomic.Bool
+	// The dialer's: the wait before the next connect after a failure, and
+	// whether the first dial's outcome is still to be reported.
+	backoff time.Duration
+	first   bool
 }
 
 func (c *conn) free() int { return len(c.ring) - c.n }
@@ -68,7 +84,17 @@ func (c *conn) reset() {
 	c.head, c.n = 0, 0
 	c.wbuf = c.wbuf[:0]
 	c.failSet = false
+	c.srvClose = false
 	c.dirty = false
+}
+
+// at returns the i-th oldest request in flight.
+func (c *conn) at(i int) inflight {
+	i += c.head
+	if i >= len(c.ring) {
+		i -= len(c.ring)
+	}
+	return c.ring[i]
 }
 
 // setFail records why the connection is being closed; the first reason wins.

@@ -1,14 +1,16 @@
 // Package engine drives HTTP/1.1 load: one gnet event loop per pinned CPU,
-// each owning its connections, its share of the schedule (a token bucket in
-// the open model), its response parsers and its statistics. It knows
-// nothing of ZooKeeper: the coordinator drives it through Options, SetRate
-// and SetConnections and reads it through Options.OnInterval.
+// each owning its connections, its share of the schedule (its tokens in the
+// open model), its response parsers and its statistics. It knows nothing
+// of ZooKeeper: an agent drives it through Options, Apply (live changes at
+// an instant), Renew (its lease) and Stop, and reads it through
+// Options.OnInterval.
 package engine
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"runtime"
 	"sync"
@@ -28,16 +30,34 @@ var ErrClosedModel = errors.New("engine: the rate of a closed-model run cannot b
 type Engine struct {
 	opts    Options
 	epoch   time.Time
-	startNS int64 // schedule start, ns since epoch; set before the loops start
+	startNS int64 // schedule start, ns since epoch; set before running
 	nloops  int
 	open    bool
 	loops   []*loop
 	collect chan part
+	dialer  *dialer
 
-	mu       sync.Mutex // guards sched and started for live changes
-	sched    schedule.Schedule
-	started  bool
+	// mu guards the schedule, its phases and version (live changes) and
+	// started. Loops take it only to copy a changed schedule.
+	mu      sync.Mutex
+	sched   schedule.Schedule
+	phases  []phaseChange
+	version uint64
+	started bool
+	// running is set once startNS is: the loops' schedule has begun.
+	running  atomic.Bool
 	stopping atomic.Bool
+	ran      atomic.Bool
+	// lease is the window in which the engine may send (see Renew): one
+	// atomic load per pump or fill, never a lock.
+	lease atomic.Pointer[lease]
+	// halt is closed by Stop.
+	halt     chan struct{}
+	haltOnce sync.Once
+	halted   atomic.Bool
+	// changed wakes the clock after a live change (new boundaries, new
+	// connection counts ahead).
+	changed chan struct{}
 	// bells are the pacers' ends of the loops' doorbells (open model).
 	bells []net.Conn
 	// refillAt is how many free pipeline slots a closed-model connection
@@ -48,12 +68,20 @@ type Engine struct {
 	// finalSeq is the sequence number of the last interval, once the clock
 	// knows it (-1 before).
 	finalSeq atomic.Int64
-	// bounds are the interval boundaries, set before the loops start and
-	// read-only after: the clock hands off at them, the loops cut at them.
-	bounds []schedule.Boundary
+	// bounds are the interval boundaries: the clock hands off at them, the
+	// loops cut at them. A live change replaces the list; the boundaries
+	// already passed never change.
+	bounds atomic.Pointer[[]schedule.Boundary]
 	// float: the one loop runs unlocked, kept on its CPU by the process's
 	// affinity mask alone (see Run).
 	float bool
+}
+
+// lease is the window, in ns since the epoch, in which the engine may
+// send: until when, and since when it holds (tokens due before it was
+// regained after a lapse are shed, never sent late).
+type lease struct {
+	from, until int64
 }
 
 // part is one loop's statistics for one interval.
@@ -78,8 +106,17 @@ func New(o Options) (*Engine, error) {
 	if err := o.normalize(); err != nil {
 		return nil, err
 	}
-	e := &Engine{opts: o, epoch: time.Now(), sched: schedule.New(o.Schedule)}
+	e := &Engine{opts: o, epoch: time.Now(), sched: schedule.New(o.Schedule),
+		halt: make(chan struct{}), changed: make(chan struct{}, 1)}
 	e.open = e.sched.Open()
+	e.phases = []phaseChange{{phase: o.Phase}}
+	bs := schedule.Bounds(&e.sched, o.Interval)
+	e.bounds.Store(&bs)
+	if o.Lease {
+		e.lease.Store(&lease{from: math.MinInt64, until: math.MinInt64})
+	} else {
+		e.lease.Store(&lease{from: math.MinInt64, until: math.MaxInt64})
+	}
 	// Every loop must hold at least one connection in every step, or its
 	// share of the tokens would wait for ever.
 	minConns := 0
@@ -122,10 +159,32 @@ func (nopLogger) Errorf(string, ...any) {}
 func (nopLogger) Fatalf(string, ...any) {}
 
 // Run opens the connections, waits for Options.StartAt, runs the schedule
-// to its end (or until ctx is done) and returns once the last interval has
-// been handed to Options.OnInterval. It fails with ErrNoConnection when not
-// one of the first connections opens.
+// to its end (or until ctx is done or Stop is called) and returns once the
+// last interval has been handed to Options.OnInterval. It fails with
+// ErrNoConnection when not one of the first connections opens, with ctx's
+// error or ErrStopped when stopped before the start. It returns within a
+// few hundred milliseconds of ctx's end in every state (dialing, waiting
+// for the start, running at any rate or connection count, stopping).
 func (e *Engine) Run(ctx context.Context) (*Result, error) {
+	if !e.ran.CompareAndSwap(false, true) {
+		return nil, fmt.Errorf("%w: Run called twice", ErrBadOptions)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-e.halt:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	early := func(err error) (*Result, error) {
+		e.stopLoops()
+		if e.halted.Load() {
+			err = ErrStopped
+		}
+		return nil, err
+	}
 	res := &Result{Loops: e.nloops}
 	// Hazard: each loop's thread holds a P even while it blocks in
 	// epoll_wait, and the runtime takes it back only when sysmon next looks
@@ -160,14 +219,12 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 			runtime.GOMAXPROCS(need)
 		}
 	}
+	e.dialer = newDialer(e)
+	e.mu.Lock()
 	conns0, _ := e.sched.Segment(0)
+	e.mu.Unlock()
 	for i := 0; i < e.nloops; i++ {
-		l := &loop{e: e, idx: i, cpu: e.opts.CPUs[i], open: e.open, sched: e.sched}
-		l.pool = make(chan *proto.Stats, 2)
-		l.checkTask = gnet.RunnableFunc(func(context.Context) error { l.checkTimeouts(); return nil })
-		l.st = proto.NewStats(e.open)
-		l.nextDue.Store(1 << 62)
-		l.resetCursors()
+		l := e.newLoop(i)
 		cli, err := gnet.NewClient(l,
 			gnet.WithNumEventLoop(1),
 			gnet.WithLockOSThread(!e.float),
@@ -178,50 +235,57 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 			err = cli.Start()
 		}
 		if err != nil {
-			e.stopLoops()
-			return nil, fmt.Errorf("engine: cannot start event loop %d: %w", i, err)
+			return early(fmt.Errorf("engine: cannot start event loop %d: %w", i, err))
 		}
 		l.cli = cli
+		// Under the lock: a live change or a renewal may come from
+		// another goroutine while the loops are being made.
+		e.mu.Lock()
 		e.loops = append(e.loops, l)
+		e.mu.Unlock()
 		if e.open {
 			if err := e.doorbell(l); err != nil {
-				e.stopLoops()
-				return nil, err
+				return early(err)
 			}
 		}
 		res.CPUs = append(res.CPUs, l.cpu)
-		l.want = e.share(conns0, i)
+		l.wantN.Store(int64(max(e.share(conns0, i), 1)))
 	}
-	if err := e.dialInitial(); err != nil {
-		e.stopLoops()
-		return nil, err
+	if err := e.dialInitial(ctx); err != nil {
+		return early(err)
 	}
 
 	// Start: every loop at one instant.
 	startAt := e.opts.StartAt
 	if e.opts.Ready != nil {
 		at, err := e.opts.Ready(ctx)
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
-			e.stopLoops()
-			return nil, err
+			return early(err)
 		}
 		startAt = at
 	}
 	if !startAt.IsZero() {
 		if d := time.Until(startAt); d > 0 {
+			t := time.NewTimer(d)
 			select {
-			case <-time.After(d):
+			case <-t.C:
 			case <-ctx.Done():
-				e.stopLoops()
-				return nil, ctx.Err()
+				t.Stop()
+				return early(ctx.Err())
 			}
 		}
+	}
+	if ctx.Err() != nil {
+		return early(ctx.Err())
 	}
 	e.mu.Lock()
 	e.startNS = int64(time.Since(e.epoch))
 	e.started = true
-	e.bounds = schedule.Bounds(&e.sched, e.opts.Interval)
 	e.mu.Unlock()
+	e.running.Store(true)
 	res.Start = e.epoch.Add(time.Duration(e.startNS))
 	pctx, stopPacers := context.WithCancel(context.Background())
 	defer stopPacers()
@@ -251,8 +315,39 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
+// newLoop makes loop i, before it runs anything.
+func (e *Engine) newLoop(i int) *loop {
+	l := &loop{e: e, idx: i, cpu: e.opts.CPUs[i], open: e.open}
+	l.pool = make(chan *proto.Stats, 2)
+	l.checkTask = gnet.RunnableFunc(func(context.Context) error { l.checkTimeouts(); return nil })
+	l.adjustTask = gnet.RunnableFunc(func(context.Context) error { l.adjust(); return nil })
+	l.syncTask = gnet.RunnableFunc(func(context.Context) error { l.resume(); return nil })
+	l.st = proto.NewStats(e.open)
+	l.nextDue.Store(1 << 62)
+	l.cutDue.Store(1 << 62)
+	l.pc.stride, l.pc.idx = uint64(e.nloops), uint64(i)
+	l.syncSchedule()
+	return l
+}
+
+// loopList returns the loops made so far, for goroutines other than
+// Run's.
+func (e *Engine) loopList() []*loop {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.loops
+}
+
+// loadBounds returns the interval boundaries in force.
+func (e *Engine) loadBounds() []schedule.Boundary { return *e.bounds.Load() }
+
 func (e *Engine) stopLoops() {
 	e.stopping.Store(true)
+	if e.dialer != nil {
+		// Before the loops stop: a connect enrolled after would wait for
+		// a loop that never opens it.
+		e.dialer.close()
+	}
 	for _, l := range e.loops {
 		if l.cli != nil {
 			_ = l.cli.Stop()
@@ -297,157 +392,141 @@ func (e *Engine) doorbell(l *loop) error {
 	return nil
 }
 
-// dialInitial opens every loop's first connections, at most 256 connects at
-// a time, and fails when none opens. Slots whose connect failed go on
-// dialing with backoff.
-func (e *Engine) dialInitial() error {
-	type result struct {
-		l   *loop
-		c   *conn
-		err error
-	}
-	var slots []result
+// dialInitial opens every loop's first connections through the dialer
+// and waits for each one's first connect; it fails when none opened.
+// Slots whose connect failed go on dialing with backoff. It returns at
+// once when ctx ends, connects in flight included.
+func (e *Engine) dialInitial(ctx context.Context) error {
+	n := 0
 	for _, l := range e.loops {
-		for j := 0; j < l.want; j++ {
-			slots = append(slots, result{l: l, c: l.newConn()})
+		n += int(l.wantN.Load())
+	}
+	e.dialer.first = make(chan error, n)
+	var slots []*conn
+	for _, l := range e.loops {
+		for j := int64(0); j < l.wantN.Load(); j++ {
+			c := l.newConn()
+			c.first, c.dialing = true, true
+			l.dialingN++
+			slots = append(slots, c)
 		}
 	}
-	sem := make(chan struct{}, 256)
-	out := make(chan result, len(slots))
-	for _, s := range slots {
-		s.c.dialing = true
-		go func(s result) {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			nc, err := dialTCP(e.opts.Addr, e.opts.ConnectTimeout)
-			if err == nil {
-				if _, err = s.l.cli.EnrollContext(nc, s.c); err != nil {
-					_ = nc.Close()
-				}
-			}
-			s.err = err
-			out <- s
-		}(s)
+	// Hazard: every slot, and the loop's count of them, is set before the
+	// first connect: once connections open on a loop, its fields are its
+	// own.
+	for _, c := range slots {
+		e.dialer.add(c.l, c, false)
 	}
-	var firstErr error
 	ok := 0
-	var failed []result
-	for range slots {
-		r := <-out
-		if r.err != nil {
-			r.l.connErrs.Add(1)
-			if firstErr == nil {
-				firstErr = r.err
+	var firstErr error
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-e.dialer.first:
+			if err == nil {
+				ok++
+			} else if firstErr == nil {
+				firstErr = err
 			}
-			failed = append(failed, r)
-			continue
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		ok++
 	}
-	if ok == 0 && len(slots) > 0 {
+	if ok == 0 && n > 0 {
 		return fmt.Errorf("%w %s: %v", ErrNoConnection, e.opts.Addr, firstErr)
-	}
-	for _, r := range failed {
-		e.redial(r.l, r.c, true)
 	}
 	return nil
 }
 
-// redial fills slot c with a new connection from a goroutine of its own,
-// after a backoff when wait is set (a connection just failed). It gives up
-// when the engine stops.
-func (e *Engine) redial(l *loop, c *conn, wait bool) {
-	if e.stopping.Load() {
-		return
-	}
-	c.dialing = true
-	go func() {
-		backoff := 10 * time.Millisecond
-		for {
-			if wait {
-				time.Sleep(backoff)
-				backoff = min(backoff*2, time.Second)
-			}
-			wait = true
-			if e.stopping.Load() {
-				return
-			}
-			nc, err := dialTCP(e.opts.Addr, e.opts.ConnectTimeout)
-			if err != nil {
-				l.connErrs.Add(1)
-				continue
-			}
-			if e.stopping.Load() {
-				_ = nc.Close()
-				return
-			}
-			if _, err := l.cli.EnrollContext(nc, c); err != nil {
-				_ = nc.Close()
-				return
-			}
-			return
-		}
-	}()
-}
-
 // clock drives the run from its own goroutine: it hands intervals off at
-// every boundary, applies step changes, checks timeouts, and ends the run at
-// the schedule's end or when ctx is done.
+// every boundary, changes the connection counts when the schedule says,
+// checks timeouts, and ends the run at the schedule's end or when ctx is
+// done. A live change wakes it to look at the new boundaries.
 func (e *Engine) clock(ctx context.Context) {
-	bs := e.bounds
 	start := e.epoch.Add(time.Duration(e.startNS))
 	check := time.NewTicker(timeoutCheck(e.opts.Timeout))
 	defer check.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	e.syncConns(0)
+	connAt := time.Duration(0)
 	var prev time.Duration
-	for seq, b := range bs {
-		final := seq == len(bs)-1
-		timer := time.NewTimer(time.Until(start.Add(b.At)))
+	for seq := 0; ; seq++ {
+		var end time.Duration
+		final := false
 	wait:
 		for {
+			bs := e.loadBounds()
+			i := min(seq, len(bs)-1)
+			end, final = bs[i].At, i == len(bs)-1
+			wake := end
+			e.mu.Lock()
+			cc, hasCC := e.sched.NextConnChange(connAt)
+			e.mu.Unlock()
+			if hasCC && cc < wake {
+				wake = cc
+			}
+			timer.Reset(time.Until(start.Add(wake)))
 			select {
 			case <-timer.C:
-				break wait
+				now := time.Since(start)
+				if now >= end {
+					// A change of connections at the boundary comes after
+					// the hand-off: the interval ending there samples the
+					// count it ran with.
+					break wait
+				}
+				if hasCC && now >= cc {
+					e.syncConns(cc)
+					connAt = cc
+				}
 			case <-check.C:
 				for _, l := range e.loops {
 					l.run(l.checkTask)
 				}
+			case <-e.changed:
 			case <-ctx.Done():
-				timer.Stop()
-				b.At = time.Since(start)
-				final = true
+				end, final = time.Since(start), true
 				break wait
 			}
 		}
 		e.mu.Lock()
-		_, step := e.sched.Segment(prev)
+		conns, step := e.sched.Segment(prev)
 		e.mu.Unlock()
 		if final {
 			e.finalSeq.Store(int64(seq))
 		}
 		for _, l := range e.loops {
 			l := l
-			s, p, end := seq, prev, b.At
+			s, p, end := seq, prev, end
 			if !l.execute(func() { l.handoff(s, step, p, end, final) }) {
-				e.mu.Lock()
-				conns, _ := e.sched.Segment(prev)
-				e.mu.Unlock()
-				l.offlineHandoff(s, step, p, end, e.share(conns, l.idx))
+				l.offlineHandoff(s, step, p, end, max(e.share(conns, l.idx), 1))
 			}
 		}
 		if final {
 			return
 		}
-		if b.StepStart {
+		for {
 			e.mu.Lock()
-			conns, _ := e.sched.Segment(b.At)
+			cc, ok := e.sched.NextConnChange(connAt)
 			e.mu.Unlock()
-			for _, l := range e.loops {
-				l := l
-				n := e.share(conns, l.idx)
-				l.execute(func() { l.setWant(n) })
+			if !ok || cc > end {
+				break
 			}
+			e.syncConns(cc)
+			connAt = cc
 		}
-		prev = b.At
+		prev = end
+	}
+}
+
+// syncConns sets every loop's connection count to the schedule's at `at`.
+func (e *Engine) syncConns(at time.Duration) {
+	e.mu.Lock()
+	n, _ := e.sched.Segment(at)
+	e.mu.Unlock()
+	for _, l := range e.loops {
+		l.wantN.Store(int64(max(e.share(n, l.idx), 1)))
+		l.run(l.adjustTask)
 	}
 }
 
@@ -506,29 +585,121 @@ func (e *Engine) collector(done chan<- struct{}) {
 	}
 }
 
+// Apply changes the schedule from `at` (time since the run's start) on:
+// from then the engine follows segs (times from the run's start, rates
+// and connections over the whole engine, step numbers as given) with its
+// hits offset by phase (see Options.Phase). What was due before `at` stays
+// as it was (schedule.Splice), so nothing is sent twice or skipped; the
+// connection count changes at `at` too, and an interval handed off keeps
+// the step in force at its start. An `at` already past applies now. It
+// may be called before Run or while waiting for the start (then `at` is
+// from the start to come), from any goroutine.
+//
+// Every segment gets at least one connection per event loop (a loop
+// without one could never send its share). It fails with ErrBadOptions on
+// a phase outside [0, 1), an empty or malformed schedule, or a rate given
+// to a closed-model engine.
+func (e *Engine) Apply(at time.Duration, segs []proto.Segment, phase float64) error {
+	if math.IsNaN(phase) || phase < 0 || phase >= 1 {
+		return fmt.Errorf("%w: phase %g is not in [0, 1)", ErrBadOptions, phase)
+	}
+	e.mu.Lock()
+	err := e.applyLocked(at, segs, phase)
+	e.mu.Unlock()
+	if err == nil {
+		e.publish()
+	}
+	return err
+}
+
+// applyLocked checks segs and splices them in at `at`; e.mu is held.
+func (e *Engine) applyLocked(at time.Duration, segs []proto.Segment, phase float64) error {
+	if len(segs) == 0 {
+		return fmt.Errorf("%w: an empty schedule", ErrBadOptions)
+	}
+	fixed := make([]proto.Segment, len(segs))
+	for i, g := range segs {
+		if g.Start < 0 || g.Duration < 0 || !(g.From >= 0) || !(g.To >= 0) || math.IsInf(g.From, 0) || math.IsInf(g.To, 0) {
+			return fmt.Errorf("%w: bad segment %d: %+v", ErrBadOptions, i, g)
+		}
+		if !e.open && (g.From > 0 || g.To > 0) {
+			return fmt.Errorf("%w: a live change cannot switch between the open and closed models", ErrBadOptions)
+		}
+		g.Connections = max(g.Connections, e.nloops)
+		fixed[i] = g
+	}
+	now := time.Duration(0)
+	if e.started {
+		now = time.Since(e.epoch) - time.Duration(e.startNS)
+	}
+	at = max(at, now)
+	e.sched = e.sched.Splice(at, fixed)
+	if at <= 0 {
+		e.phases = append(e.phases[:0], phaseChange{phase: phase})
+	} else {
+		k := len(e.phases)
+		for k > 1 && e.phases[k-1].at >= int64(at) {
+			k--
+		}
+		e.phases = e.phases[:k]
+		if e.phases[k-1].phase != phase {
+			e.phases = append(e.phases, phaseChange{at: int64(at), phase: phase})
+		}
+	}
+	bs := schedule.Bounds(&e.sched, e.opts.Interval)
+	e.bounds.Store(&bs)
+	e.version++
+	return nil
+}
+
+// publish hands a change to the loops and the clock. A loop that cannot
+// run it yet takes the schedule when it starts.
+func (e *Engine) publish() {
+	for _, l := range e.loopList() {
+		l.run(l.syncTask)
+	}
+	select {
+	case e.changed <- struct{}{}:
+	default:
+	}
+}
+
+// phase is the phase in force last; e.mu is held.
+func (e *Engine) phase() float64 { return e.phases[len(e.phases)-1].phase }
+
+// edit applies, now, the segments edit makes of the schedule in force.
+func (e *Engine) edit(f func(s *schedule.Schedule) []proto.Segment) error {
+	e.mu.Lock()
+	err := e.applyLocked(0, f(&e.sched), e.phase())
+	e.mu.Unlock()
+	if err == nil {
+		e.publish()
+	}
+	return err
+}
+
 // SetRate changes the open model's rate, in requests per second over the
-// whole engine, from now to the end of the run.
+// whole engine, from now to the end of the run (Apply, now).
 func (e *Engine) SetRate(r float64) error {
 	if !e.open {
 		return ErrClosedModel
 	}
-	if r < 0 {
-		return fmt.Errorf("%w: negative rate %g", ErrBadOptions, r)
+	if !(r >= 0) || math.IsInf(r, 0) {
+		return fmt.Errorf("%w: rate %g", ErrBadOptions, r)
 	}
-	e.change(func(at time.Duration, s *schedule.Schedule) schedule.Schedule { return s.WithRate(at, r) }, false)
-	return nil
+	return e.edit(func(s *schedule.Schedule) []proto.Segment {
+		segs := s.Segments()
+		for i := range segs {
+			segs[i].From, segs[i].To = r, r
+		}
+		return segs
+	})
 }
 
-// SetSchedule replaces the schedule from now on with segs (times from the
-// run's start, rates and connections over the whole engine); what was due
-// before now stays as it was. Connections follow the new schedule.
+// SetSchedule replaces the schedule from now on with segs (Apply, now,
+// with the phase in force).
 func (e *Engine) SetSchedule(segs []proto.Segment) error {
-	next := schedule.New(segs)
-	if next.Open() != e.open {
-		return fmt.Errorf("%w: a live change cannot switch between the open and closed models", ErrBadOptions)
-	}
-	e.change(func(at time.Duration, s *schedule.Schedule) schedule.Schedule { return s.Splice(at, segs) }, true)
-	return nil
+	return e.edit(func(*schedule.Schedule) []proto.Segment { return segs })
 }
 
 // SetConnections changes the number of connections, over the whole engine,
@@ -537,34 +708,55 @@ func (e *Engine) SetConnections(n int) error {
 	if n < e.nloops {
 		return fmt.Errorf("%w: %d connections for %d event loops", ErrBadOptions, n, e.nloops)
 	}
-	e.change(func(at time.Duration, s *schedule.Schedule) schedule.Schedule { return s.WithConnections(at, n) }, true)
-	return nil
+	return e.edit(func(s *schedule.Schedule) []proto.Segment {
+		segs := s.Segments()
+		for i := range segs {
+			segs[i].Connections = n
+		}
+		return segs
+	})
 }
 
-// change applies a schedule edit at the current instant on every loop.
-func (e *Engine) change(edit func(at time.Duration, s *schedule.Schedule) schedule.Schedule, conns bool) {
-	e.mu.Lock()
-	var at time.Duration
-	if e.started {
-		at = time.Since(e.epoch) - time.Duration(e.startNS)
+// Renew extends the lease (Options.Lease) to until. An agent calls it each
+// time ZooKeeper confirms its session, from any goroutine; it is one
+// compare-and-swap. A lease renewed after it had lapsed holds from now:
+// what came due while it had lapsed stays shed, never sent late in a
+// burst. It does nothing without Options.Lease, and after Stop.
+func (e *Engine) Renew(until time.Time) {
+	if !e.opts.Lease || e.halted.Load() {
+		return
 	}
-	e.sched = edit(at, &e.sched)
-	s := e.sched
-	n, _ := s.Segment(at)
-	e.mu.Unlock()
-	for _, l := range e.loops {
-		l := l
-		k := max(e.share(n, l.idx), 1)
-		l.execute(func() {
-			l.sched = s
-			l.resetCursors()
-			if conns {
-				l.setWant(k)
+	u := int64(until.Sub(e.epoch))
+	for {
+		old := e.lease.Load()
+		now := int64(time.Since(e.epoch))
+		nl := &lease{from: old.from, until: u}
+		regained := now > old.until
+		if regained {
+			nl.from = now
+		}
+		if e.lease.CompareAndSwap(old, nl) {
+			if regained && u >= now && e.running.Load() {
+				// Closed-model connections left idle while it had lapsed
+				// are refilled; the open model sends what came due since.
+				for _, l := range e.loopList() {
+					l.run(l.syncTask)
+				}
 			}
-			if l.started && !l.stopped && l.open {
-				l.pump(l.now())
-				l.flush()
-			}
-		})
+			return
+		}
 	}
+}
+
+// Stop ends the run at once, from any goroutine: nothing more is sent
+// (the lease lapses for good), and Run hands off the interval under way as
+// the last and returns, as when its context ends. Before the start, Run
+// returns ErrStopped. An agent calls it when it fences itself and
+// abandons a test.
+func (e *Engine) Stop() {
+	e.haltOnce.Do(func() {
+		e.halted.Store(true)
+		e.lease.Store(&lease{from: math.MaxInt64, until: math.MinInt64})
+		close(e.halt)
+	})
 }

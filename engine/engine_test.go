@@ -65,13 +65,33 @@ func closedPlan(conns int, d time.Duration) []proto.Segment {
 	return []proto.Segment{{Duration: d, Connections: conns}}
 }
 
-// checkAccounting asserts the invariant: every request sent is a response,
-// a failed request or unfinished at stop.
+// checkAccounting asserts the invariants: every request sent is a
+// response, a failed request or unfinished at stop; every latency recorded
+// is a response's or a censored one's; every failed or unfinished request
+// was censored (open model: and every token still waiting at the end).
 func checkAccounting(t *testing.T, s *proto.Stats) {
 	t.Helper()
 	if s.Sent != s.Responses+s.Failed()+s.Unfinished {
 		t.Fatalf("sent %d != responses %d + failed %d (%v) + unfinished %d",
 			s.Sent, s.Responses, s.Failed(), s.Errors, s.Unfinished)
+	}
+	if n := s.Latency.TotalCount(); n != int64(s.Responses+s.Censored) {
+		t.Fatalf("latency holds %d values for %d responses + %d censored", n, s.Responses, s.Censored)
+	}
+	if s.Censored < s.Failed()+s.Unfinished || !s.Open() && s.Censored != s.Failed()+s.Unfinished {
+		t.Fatalf("censored %d, failed %d, unfinished %d", s.Censored, s.Failed(), s.Unfinished)
+	}
+}
+
+// checkOpenAccounting asserts the open model's token accounting over a
+// whole run: every token that came due was sent, shed, or was still
+// waiting at the end (the censored that are neither failed nor
+// unfinished).
+func checkOpenAccounting(t *testing.T, s *proto.Stats) {
+	t.Helper()
+	waiting := s.Censored - s.Failed() - s.Unfinished
+	if s.Scheduled != s.Sent+s.TotalShed()+waiting {
+		t.Fatalf("scheduled %d != sent %d + shed %v + waiting %d", s.Scheduled, s.Sent, s.Shed, waiting)
 	}
 }
 
@@ -132,21 +152,25 @@ func TestOpenModelRateAndLiveChange(t *testing.T) {
 	s := startTarget(t, server.Options{})
 	plan := []proto.Segment{{Duration: 2 * time.Second, From: 1000, To: 1000, Connections: 4}}
 	total, _ := run(t, Options{Addr: s.Addr(), Request: request(s.Addr(), false), Schedule: plan}, func(e *Engine) {
-		time.Sleep(time.Second)
-		if err := e.SetRate(3000); err != nil {
-			t.Error(err)
-		}
-		if err := e.SetConnections(8); err != nil {
+		// From 1s on (whenever the call lands, before or after the
+		// start): 3000/s on 8 connections.
+		next := []proto.Segment{{Duration: 2 * time.Second, From: 3000, To: 3000, Connections: 8}}
+		if err := e.Apply(time.Second, next, 0); err != nil {
 			t.Error(err)
 		}
 	})
 	checkAccounting(t, total)
-	// About 1000 in the first second and 3000 in the second.
-	if total.Sent < 3600 || total.Sent > 4100 {
-		t.Fatalf("sent %d, want about 4000", total.Sent)
+	checkOpenAccounting(t, total)
+	// A count, not a timing: 1000 in the first second and 3000 in the
+	// second are due; what was not sent is accounted for.
+	if total.Scheduled != 4000 {
+		t.Fatalf("scheduled %d, want 4000", total.Scheduled)
 	}
-	if total.Latency.TotalCount() != int64(total.Responses) || total.Service.TotalCount() != int64(total.Responses) {
-		t.Fatalf("histograms hold %d and %d values for %d responses", total.Latency.TotalCount(), total.Service.TotalCount(), total.Responses)
+	if total.Sent < 3600 {
+		t.Fatalf("sent %d of 4000", total.Sent)
+	}
+	if total.Service.TotalCount() != int64(total.Responses) {
+		t.Fatalf("service time holds %d values for %d responses", total.Service.TotalCount(), total.Responses)
 	}
 }
 

@@ -2,7 +2,7 @@ package engine
 
 import (
 	"context"
-	"net"
+	"math/bits"
 	"sync/atomic"
 	"time"
 
@@ -12,7 +12,6 @@ import (
 
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/proto/http1"
-	"github.com/barrage-load/barrage/schedule"
 )
 
 // loop is one gnet event loop pinned to one CPU, with everything it owns:
@@ -40,8 +39,12 @@ type loop struct {
 	pool   chan *proto.Stats // recycled interval stats
 	// bellFD is the pacer's end of the doorbell connection (open model).
 	bellFD int
-	// checkTask runs checkTimeouts on the loop; made once.
-	checkTask gnet.Runnable
+	// Tasks made once: checkTimeouts, adjust and syncSchedule on the loop.
+	checkTask, adjustTask, syncTask gnet.Runnable
+	// wantN is the connections the loop is to hold: the clock sets it,
+	// adjust reads it when it runs (so tasks run out of order never leave
+	// a stale count behind).
+	wantN atomic.Int64
 
 	// ---- owned by the loop ----
 	pinned  bool
@@ -53,28 +56,28 @@ type loop struct {
 	// the interval's counts do not depend on when the clock's hand-off
 	// reaches the loop. nextCut indexes the next boundary to cut at;
 	// cutSeq is the interval cut holds.
-	cut      *proto.Stats
-	cutSeq   int
-	nextCut  int
-	stopped  bool
-	st       *proto.Stats
-	sched    schedule.Schedule
-	open     bool
-	conns    []*conn
-	want     int // connections wanted
+	cut     *proto.Stats
+	cutSeq  int
+	nextCut int
+	stopped bool
+	st      *proto.Stats
+	open    bool
+	// pc is the loop's share of the schedule and its token cursors (open
+	// model); schedVersion is the engine's schedule version it follows.
+	pc           pacing
+	schedVersion uint64
+	phaseBuf     []phaseChange
+	conns        []*conn
+	// drained holds the open slots being drained, the first to revive.
+	drained  []*conn
+	want     int // connections wanted (wantN when adjust last ran)
 	active   int // slots neither draining nor closed for good
 	openN    int // connections open now
+	dialingN int // slots the dialer holds
+	shrinkAt int // where the next drain scan resumes, from the end
 	freeQ    []*conn
 	freeHead int
 	dirty    []*conn
-	// Token cursors (open model): next is the next local token to send,
-	// nextAt its intended time (ns since start); seen is the next token
-	// not yet counted as due, seenAt its time; seg/seenSeg are schedule
-	// cursors.
-	next, seen       uint64
-	nextAt, seenAt   int64
-	nextOK, seenOK   bool
-	nextSeg, seenSeg int
 	// expected is the closed model's expected interval between responses
 	// (µs) used to back-fill the corrected histogram.
 	expected  int64
@@ -140,24 +143,38 @@ func (l *loop) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if c.bell {
 		return nil, gnet.None
 	}
+	if c.dialing {
+		c.dialing = false
+		l.dialingN--
+	}
 	c.gc = gc
 	c.open = true
-	c.dialing = false
 	c.reset()
 	c.parser.Reset(l.e.opts.Head)
 	l.openN++
 	if l.stopped || c.draining {
 		return nil, gnet.Close
 	}
-	if l.started {
-		now := l.now()
-		if l.open {
-			l.enqueue(c)
-			l.pump(now)
-		} else {
-			l.fill(c, now)
+	if !l.started {
+		// A loop whose first connection opened after the run started
+		// starts now (its start task found no event loop to run on).
+		if l.e.running.Load() {
+			l.start()
 		}
-		l.flush()
+		return nil, gnet.None
+	}
+	now := l.now()
+	l.maybeCut(now)
+	if l.open {
+		l.enqueue(c)
+		l.pump(now)
+	} else {
+		l.fill(c, now)
+	}
+	l.flush()
+	if l.active < l.want && l.dialingN < dialingPerLoop {
+		// Slots are made as connections open (see dialingPerLoop).
+		l.adjust()
 	}
 	return nil, gnet.None
 }
@@ -205,8 +222,13 @@ func (l *loop) OnTraffic(gc gnet.Conn) gnet.Action {
 		}
 		l.complete(c, now)
 		if !c.parser.KeepAlive() {
-			// The rest of the pipeline will never be answered.
-			c.setFail(proto.ErrReset)
+			// The server closes after this response (Connection: close,
+			// HTTP/1.0): the rest of the pipeline will never be answered
+			// and counts as reset when the close comes. The parser starts
+			// afresh so the close completes nothing more.
+			c.srvClose = true
+			st.ServerCloses++
+			c.parser.Reset(l.e.opts.Head)
 			action = gnet.Close
 			break
 		}
@@ -253,28 +275,57 @@ func (l *loop) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c.open = false
 	c.gc = nil
 	if l.stopped {
+		// Counted as unfinished by the final hand-off.
 		c.n = 0
 		return gnet.None
 	}
-	if c.n > 0 && c.parser.Started() && c.parser.EOF() == nil {
+	now := l.now()
+	l.maybeCut(now)
+	st := l.st
+	// A close of ours (a timeout, a protocol error) cuts a response
+	// short; one of the server's may complete it.
+	ours := c.failSet && c.fail != proto.ErrReset
+	if c.n > 0 && !ours && c.parser.Started() && c.parser.EOF() == nil {
 		// A close-delimited body ends here: the close completes it.
-		l.complete(c, l.now())
+		l.complete(c, now)
+		if !c.srvClose {
+			c.srvClose = true
+			st.ServerCloses++
+		}
 	}
 	if c.n > 0 {
 		kind := proto.ErrReset
 		if c.failSet {
 			kind = c.fail
 		}
-		l.st.Errors[kind] += uint64(c.n)
+		st.Errors[kind] += uint64(c.n)
+		l.censor(st, c, now)
 		c.n = 0
+	} else if !c.failSet && !c.srvClose && !c.draining {
+		// The server closed a connection with nothing in flight (its
+		// keep-alive timeout or request limit).
+		c.srvClose = true
+		st.ServerCloses++
 	}
 	_ = err
 	if c.draining {
 		l.removeConn(c)
 		return gnet.None
 	}
-	l.e.redial(l, c, true)
+	// After a server's close the slot reconnects at once; after a
+	// failure, with backoff.
+	l.redial(c, !c.srvClose)
 	return gnet.None
+}
+
+// redial hands slot c to the dialer.
+func (l *loop) redial(c *conn, wait bool) {
+	if l.e.dialer == nil {
+		return
+	}
+	c.dialing = true
+	l.dialingN++
+	l.e.dialer.add(l, c, wait)
 }
 
 // ---- the hot path ----
@@ -316,6 +367,76 @@ func (l *loop) record(h *hdrhistogram.Histogram, ns int64) {
 	_ = h.RecordValue(l.clampUS(ns))
 }
 
+// recordN records n values of ns into h, a histogram of st.
+func recordN(st *proto.Stats, h *hdrhistogram.Histogram, ns int64, n uint64) {
+	us := max(ns/1000, 0)
+	if us > proto.HistMax {
+		st.Clamped += n
+		us = proto.HistMax
+	}
+	_ = h.RecordValues(us, int64(n))
+}
+
+// censor records the requests in flight on c as lower bounds of their
+// latency: they were never answered (the connection died, or the run
+// ended), and waited at least until now. The open model measures from
+// the intended send time, the closed one from the actual send.
+func (l *loop) censor(st *proto.Stats, c *conn, now int64) {
+	for i := 0; i < c.n; i++ {
+		f := c.at(i)
+		from := f.sent
+		if l.open {
+			from = f.intended
+		}
+		recordN(st, st.Latency, now-from, 1)
+	}
+	st.Censored += uint64(c.n)
+}
+
+// censorWaiting records the tokens still waiting for a connection at the
+// end as lower bounds of their latency, from their intended times. Hazard:
+// an absurd rate leaves billions: past censorBuckets they go in that many
+// batches, each recorded at its middle token's wait.
+func (l *loop) censorWaiting(st *proto.Stats, now int64) {
+	p := &l.pc
+	n := p.waiting()
+	if n == 0 {
+		return
+	}
+	start := l.e.startNS
+	if n <= censorBuckets {
+		seg := p.nextSeg
+		for j := p.next; j < p.seen; j++ {
+			at, sg, ok := p.at(j, seg)
+			seg = sg
+			if !ok {
+				at = now - start
+			}
+			recordN(st, st.Latency, now-start-at, 1)
+		}
+	} else {
+		for b := uint64(0); b < censorBuckets; b++ {
+			lo, hi := p.next+mulDiv(n, b, censorBuckets), p.next+mulDiv(n, b+1, censorBuckets)
+			if hi == lo {
+				continue
+			}
+			at, _, ok := p.at(lo+(hi-lo)/2, 0)
+			if !ok {
+				at = now - start
+			}
+			recordN(st, st.Latency, now-start-at, hi-lo)
+		}
+	}
+	st.Censored += n
+}
+
+// mulDiv is a*b/c without overflow (b <= c).
+func mulDiv(a, b, c uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	q, _ := bits.Div64(hi, lo, c)
+	return q
+}
+
 // send appends one request to c's batch.
 func (l *loop) send(c *conn, intended, now int64) {
 	c.wbuf = append(c.wbuf, l.e.opts.Request...)
@@ -330,9 +451,11 @@ func (l *loop) send(c *conn, intended, now int64) {
 	}
 }
 
-// fill tops c up to its pipeline depth (closed model).
+// fill tops c up to its pipeline depth (closed model). While the lease
+// has lapsed it sends nothing: the requests in flight complete, no new
+// one goes (one atomic load per call).
 func (l *loop) fill(c *conn, now int64) {
-	if !c.open || c.draining {
+	if !c.open || c.draining || now > l.e.lease.Load().until {
 		return
 	}
 	for c.n < len(c.ring) {
@@ -397,51 +520,99 @@ func (l *loop) takeFree() *conn {
 	return nil
 }
 
-// pump sends every token that is due and has a free connection, and counts
-// the tokens that came due (open model).
+// pump sends the tokens that are due on free connections, and counts the
+// tokens that came due (open model). now is the time in ns since the
+// engine's epoch: the caller's clock, so tests drive it with made-up
+// times. Its work is bounded whatever the rate: counting and shedding are
+// O(1) (see pacing), and it sends at most MaxPumpSends.
+//
+// Order matters: a lapsed lease sheds everything due (fenced); then the
+// tokens due before the lease was (re)gained are shed (fenced: never sent
+// late in a burst); then those that waited longer than the timeout for a
+// connection (backlog); only then does anything go.
 func (l *loop) pump(now int64) {
 	e := l.e
+	p := &l.pc
+	st := l.st
 	t := now - e.startNS
-	for l.nextOK && l.nextAt <= t {
+	ls := e.lease.Load()
+	if now > ls.until {
+		p.fence(t, st)
+		l.nextDue.Store(l.due(now, t, false))
+		return
+	}
+	if p.nextOK && p.nextAt+e.startNS < ls.from {
+		p.shed(p.count(ls.from-e.startNS-1), proto.ShedFenced, st)
+	}
+	if p.nextOK && t-p.nextAt > int64(e.opts.Timeout) {
+		p.shed(p.count(t-int64(e.opts.Timeout)-1), proto.ShedBacklog, st)
+	}
+	offered := p.offered
+	sends := 0
+	for p.nextOK && p.nextAt <= t && sends < MaxPumpSends {
 		c := l.takeFree()
 		if c == nil {
 			break
 		}
-		if l.next >= l.seen {
+		if p.next >= offered {
 			// Sent in the pump that found it due: what it waited is the
 			// generator's own lateness. A token sent later waited for
 			// the target (it was backlogged) and is not counted here.
-			l.record(l.st.Lateness, t-l.nextAt)
+			l.record(st.Lateness, t-p.nextAt)
 		}
-		l.send(c, l.nextAt+e.startNS, now)
-		l.next++
-		l.nextAt, l.nextSeg, l.nextOK = l.sched.At(l.next*uint64(e.nloops)+uint64(l.idx), l.nextSeg)
+		l.send(c, p.nextAt+e.startNS, now)
+		p.take()
+		sends++
 	}
-	for l.seenOK && l.seenAt <= t {
-		l.st.Scheduled++
-		if l.seen >= l.next {
-			l.st.Backlogged++
-		}
-		l.seen++
-		l.seenAt, l.seenSeg, l.seenOK = l.sched.At(l.seen*uint64(e.nloops)+uint64(l.idx), l.seenSeg)
-	}
-	due := int64(1 << 62)
-	if l.nextOK {
-		due = l.nextAt + e.startNS
-		if l.next < l.seen {
-			// A backlog waits for a connection, not for the clock.
-			due = now + int64(MaxPacerTick)
+	// Count what came due: one token (the usual case) in line, more
+	// through observe, in O(1).
+	if p.seenOK && p.seenAt <= t {
+		p.seeOne(st)
+		if p.seenOK && p.seenAt <= t {
+			p.observe(t, st)
 		}
 	}
-	l.nextDue.Store(due)
+	p.offer(st)
+	l.nextDue.Store(l.due(now, t, sends == MaxPumpSends))
 }
 
-// resetCursors recomputes the token cursors after the schedule changed.
-func (l *loop) resetCursors() {
-	n := uint64(l.e.nloops)
-	i := uint64(l.idx)
-	l.nextAt, l.nextSeg, l.nextOK = l.sched.At(l.next*n+i, 0)
-	l.seenAt, l.seenSeg, l.seenOK = l.sched.At(l.seen*n+i, 0)
+// due is when the pacer must next wake the loop for its tokens (ns since
+// the epoch): at the next token's time; at once when a pump stopped at its
+// bound with tokens due; else a backlog waits for a connection, looked at
+// every MaxPacerTick (and at every response).
+func (l *loop) due(now, t int64, more bool) int64 {
+	p := &l.pc
+	switch {
+	case !p.nextOK:
+		return 1 << 62
+	case p.nextAt > t:
+		return p.nextAt + l.e.startNS
+	case more:
+		return now
+	}
+	return now + int64(MaxPacerTick)
+}
+
+// settle brings the token count to the run's end (ns since the start) at
+// the final hand-off, and censors the tokens still waiting.
+func (l *loop) settle(st *proto.Stats, now, end int64) {
+	e := l.e
+	p := &l.pc
+	t := now - e.startNS
+	ls := e.lease.Load()
+	if now > ls.until {
+		p.fence(end, st)
+	} else {
+		if p.nextOK && p.nextAt+e.startNS < ls.from {
+			p.shed(p.count(ls.from-e.startNS-1), proto.ShedFenced, st)
+		}
+		if p.nextOK && t-p.nextAt > int64(e.opts.Timeout) {
+			p.shed(p.count(t-int64(e.opts.Timeout)-1), proto.ShedBacklog, st)
+		}
+		p.observe(end, st)
+		p.offer(st)
+	}
+	l.censorWaiting(st, now)
 }
 
 // runPump is what the pacer asks the loop to run.
@@ -457,11 +628,25 @@ func (l *loop) runPump() {
 // ---- control (on the loop, through execute) ----
 
 func (l *loop) start() {
+	if l.started || l.stopped {
+		return
+	}
 	l.started = true
+	l.syncSchedule()
 	l.lastCPU = l.cpuTime()
-	l.nextCut = 0
-	l.cutDue.Store(l.cutAt(0))
 	now := l.now()
+	// Hazard: gnet runs tasks from two queues, so a hand-off may run
+	// before this start, and a loop may start late (its first connection
+	// opened after the run began). The next cut is the first boundary
+	// still ahead, never one a hand-off already passed: a cut for a past
+	// interval would be handed to nobody, and lose what it counted.
+	bs := l.e.loadBounds()
+	i := l.nextCut
+	for i < len(bs)-1 && l.e.startNS+int64(bs[i].At) <= now {
+		i++
+	}
+	l.nextCut = i
+	l.cutDue.Store(l.cutAt(i))
 	for _, c := range l.conns {
 		if !c.open || c.draining {
 			continue
@@ -476,6 +661,46 @@ func (l *loop) start() {
 		l.pump(now)
 	}
 	l.flush()
+	l.adjust()
+}
+
+// syncSchedule takes the engine's schedule and phases if they changed
+// (Engine.Apply); the cursors stay, so nothing is sent twice or skipped.
+func (l *loop) syncSchedule() {
+	e := l.e
+	e.mu.Lock()
+	if l.schedVersion == e.version && l.pc.rules != nil {
+		e.mu.Unlock()
+		return
+	}
+	s := e.sched
+	l.phaseBuf = append(l.phaseBuf[:0], e.phases...)
+	l.schedVersion = e.version
+	e.mu.Unlock()
+	l.pc.setSchedule(s, l.phaseBuf)
+	if l.started && !l.stopped {
+		// The boundaries may have moved with the schedule.
+		l.cutDue.Store(l.cutAt(l.nextCut))
+	}
+}
+
+// resume is syncTask's body, and what a renewed lease runs: take the
+// schedule in force and send what is due.
+func (l *loop) resume() {
+	l.syncSchedule()
+	if !l.started || l.stopped {
+		return
+	}
+	now := l.now()
+	l.maybeCut(now)
+	if l.open {
+		l.pump(now)
+	} else {
+		for _, c := range l.conns {
+			l.fill(c, now)
+		}
+	}
+	l.flush()
 }
 
 // checkTimeouts closes every connection whose oldest request is older than
@@ -485,9 +710,16 @@ func (l *loop) checkTimeouts() {
 		return
 	}
 	now := l.now()
+	l.maybeCut(now)
 	limit := int64(l.e.opts.Timeout)
 	el := l.eventLoop()
-	for _, c := range l.conns {
+	// Downward: a close may remove a drained slot, which moves the last
+	// slot (already looked at) into its place.
+	for i := len(l.conns) - 1; i >= 0; i-- {
+		if i >= len(l.conns) {
+			continue
+		}
+		c := l.conns[i]
 		if c.open && c.n > 0 && now-c.ring[c.head].sent > limit {
 			c.setFail(proto.ErrTimeout)
 			if el != nil && c.gc != nil {
@@ -501,73 +733,126 @@ func (l *loop) checkTimeouts() {
 	}
 }
 
-// setWant changes the number of connections the loop holds.
-func (l *loop) setWant(n int) {
-	l.want = n
-	l.adjust()
-}
-
+// adjust moves the slots the loop holds toward wantN, at most
+// adjustBatch of them per turn: a change of a million connections takes
+// many short turns (each queues the next), with reads, hand-offs and the
+// stop served in between. New slots beyond dialingPerLoop dialing at once
+// wait for connections to open.
 func (l *loop) adjust() {
 	if l.stopped {
 		return
 	}
-	for l.active < l.want {
-		// Revive a draining slot first: its connection is still open.
-		revived := false
-		for _, c := range l.conns {
-			if c.draining {
-				c.draining = false
-				l.active++
-				revived = true
-				if l.started && c.open {
-					if l.open {
-						l.enqueue(c)
-					} else {
-						l.fill(c, l.now())
-					}
+	l.want = int(l.wantN.Load())
+	budget := adjustBatch
+	now := l.now()
+	for l.active < l.want && budget > 0 {
+		budget--
+		if c := l.popDrained(); c != nil {
+			// Revive a draining slot first: its connection is open.
+			c.draining = false
+			l.active++
+			if l.started {
+				if l.open {
+					l.enqueue(c)
+				} else {
+					l.fill(c, now)
 				}
-				break
 			}
+			continue
 		}
-		if !revived {
-			c := l.newConn()
-			l.e.redial(l, c, false)
+		if l.dialingN >= dialingPerLoop {
+			break
 		}
+		l.redial(l.newConn(), false)
 	}
-	for i := len(l.conns) - 1; i >= 0 && l.active > l.want; i-- {
-		c := l.conns[i]
+	el := l.eventLoop()
+	for scanned := 0; l.active > l.want && budget > 0 && len(l.conns) > 0 && scanned < 4*adjustBatch; scanned++ {
+		if l.shrinkAt < 0 || l.shrinkAt >= len(l.conns) {
+			l.shrinkAt = len(l.conns) - 1
+		}
+		c := l.conns[l.shrinkAt]
+		l.shrinkAt--
 		if c.draining {
 			continue
 		}
+		budget--
 		c.draining = true
 		l.active--
-		if c.open && c.n == 0 && c.gc != nil {
-			if el := l.eventLoop(); el != nil {
-				_ = el.Close(c.gc)
+		switch {
+		case c.dialing:
+			c.abandon.Store(true)
+		case c.open:
+			if c.n == 0 && c.gc != nil && el != nil {
+				_ = el.Close(c.gc) // removes the slot (OnClose)
+			} else {
+				c.dpos = len(l.drained)
+				l.drained = append(l.drained, c)
 			}
 		}
 	}
 	l.flush()
+	if l.active != l.want && (budget == 0 || l.active > l.want) {
+		// Another turn, after whatever the loop has queued.
+		l.run(l.adjustTask)
+	}
+}
+
+// popDrained returns a slot being drained whose connection is still
+// open, or nil.
+func (l *loop) popDrained() *conn {
+	for n := len(l.drained); n > 0; n = len(l.drained) {
+		c := l.drained[n-1]
+		l.unDrain(c)
+		if c.pos >= 0 && c.draining && c.open {
+			return c
+		}
+	}
+	return nil
+}
+
+// unDrain takes c out of the drained set.
+func (l *loop) unDrain(c *conn) {
+	i := c.dpos
+	if i < 0 {
+		return
+	}
+	last := len(l.drained) - 1
+	l.drained[i] = l.drained[last]
+	l.drained[i].dpos = i
+	l.drained[last] = nil
+	l.drained = l.drained[:last]
+	c.dpos = -1
 }
 
 func (l *loop) newConn() *conn {
-	c := &conn{l: l, ring: make([]inflight, l.e.opts.Pipeline)}
+	c := &conn{l: l, ring: make([]inflight, l.e.opts.Pipeline), pos: len(l.conns), dpos: -1}
 	c.wbuf = make([]byte, 0, len(l.e.opts.Request)*l.e.opts.Pipeline)
 	l.conns = append(l.conns, c)
 	l.active++
 	return c
 }
 
-// removeConn drops a drained slot for good.
+// removeConn drops a drained slot for good, in O(1).
 func (l *loop) removeConn(c *conn) {
-	for i, x := range l.conns {
-		if x == c {
-			last := len(l.conns) - 1
-			l.conns[i] = l.conns[last]
-			l.conns[last] = nil
-			l.conns = l.conns[:last]
-			return
-		}
+	i := c.pos
+	if i < 0 {
+		return
+	}
+	l.unDrain(c)
+	last := len(l.conns) - 1
+	l.conns[i] = l.conns[last]
+	l.conns[i].pos = i
+	l.conns[last] = nil
+	l.conns = l.conns[:last]
+	c.pos = -1
+}
+
+// dropDialing forgets a slot the dialer dropped (drained while dialing).
+func (l *loop) dropDialing(c *conn) {
+	if c.pos >= 0 && c.dialing {
+		c.dialing = false
+		l.dialingN--
+		l.removeConn(c)
 	}
 }
 
@@ -575,16 +860,26 @@ func (l *loop) removeConn(c *conn) {
 // starts a fresh set. final also stops the loop and counts the requests in
 // flight as unfinished.
 func (l *loop) handoff(seq, step int, start, end time.Duration, final bool) {
-	st := l.st
-	cut := l.cut != nil && l.cutSeq == seq
-	if cut {
-		st = l.cut
-		l.cut = nil
-		if final {
-			// Stopped early, just after the cut: nothing may be lost.
-			st.Merge(l.st)
-			l.st.Reset()
+	var st *proto.Stats
+	switch {
+	case l.cut != nil && l.cutSeq == seq && !final:
+		// Cut at its boundary; l.st already counts the next interval.
+		st, l.cut = l.cut, nil
+	case l.cut != nil && (l.cutSeq <= seq || final):
+		// The final hand-off just after a cut, or a cut a hand-off
+		// overtook (gnet's two task queues may reorder hand-offs): one
+		// part, so nothing is lost.
+		st, l.cut = l.cut, nil
+		st.Merge(l.st)
+		l.st.Reset()
+	default:
+		// No cut: the boundary passed with no event on the loop. The
+		// tokens due before it count in this interval all the same.
+		if l.open && l.started && !final {
+			l.pc.observe(int64(end)-1, l.st)
 		}
+		st = l.st
+		l.st = l.fresh()
 	}
 	// A boundary that passed with no event on the loop was not cut: the
 	// next cut is for the next interval, never for this one. So a cut
@@ -594,10 +889,17 @@ func (l *loop) handoff(seq, step int, start, end time.Duration, final bool) {
 		l.cutDue.Store(l.cutAt(l.nextCut))
 	}
 	if final {
-		l.stopped = true
-		for _, c := range l.conns {
-			st.Unfinished += uint64(c.n)
+		now := l.now()
+		if l.open && l.started {
+			l.settle(st, now, int64(end))
 		}
+		for _, c := range l.conns {
+			if c.n > 0 {
+				st.Unfinished += uint64(c.n)
+				l.censor(st, c, now)
+			}
+		}
+		l.stopped = true
 	}
 	st.Seq, st.Step, st.Start, st.End = seq, step, start, end
 	st.Errors[proto.ErrConnect] += l.connErrs.Swap(0)
@@ -608,9 +910,6 @@ func (l *loop) handoff(seq, step int, start, end time.Duration, final bool) {
 	}
 	if !l.open && st.Latency.TotalCount() > 0 {
 		l.expected = int64(st.Latency.Mean())
-	}
-	if !cut {
-		l.st = l.fresh()
 	}
 	l.e.collect <- part{loop: l.idx, st: st}
 }
@@ -628,7 +927,7 @@ func (l *loop) fresh() *proto.Stats {
 // cutAt is the absolute time (ns since epoch) of boundary i, or never for
 // the last boundary (the run's end, handed off by the clock alone).
 func (l *loop) cutAt(i int) int64 {
-	b := l.e.bounds
+	b := l.e.loadBounds()
 	if i >= len(b)-1 {
 		return 1 << 62
 	}
@@ -640,8 +939,14 @@ func (l *loop) cutAt(i int) int64 {
 // the clock is late by a whole interval, the later counts stay in l.st and
 // go to the next interval.
 func (l *loop) maybeCut(now int64) {
-	if now < l.cutDue.Load() || l.cut != nil || !l.started || l.stopped {
+	due := l.cutDue.Load()
+	if now < due || l.cut != nil || !l.started || l.stopped {
 		return
+	}
+	if l.open {
+		// The tokens due before the boundary count in the interval it
+		// ends, even those the loop finds due only now.
+		l.pc.observe(due-l.e.startNS-1, l.st)
 	}
 	l.cut, l.cutSeq = l.st, l.nextCut
 	l.st = l.fresh()
@@ -694,8 +999,3 @@ func (l *loop) pacer(ctx context.Context) {
 // wakeAt is when the pacer must next ring: the next token or the next
 // interval cut, whichever comes first (ns since epoch).
 func (l *loop) wakeAt() int64 { return min(l.nextDue.Load(), l.cutDue.Load()) }
-
-// dialTCP opens one connection with the connect timeout.
-func dialTCP(addr string, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", addr, timeout)
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/barrage-load/barrage/proto"
@@ -22,6 +23,30 @@ const (
 	// MaxPacerTick bounds how long a pacer sleeps when nothing is due, so a
 	// live rate change takes effect within it.
 	MaxPacerTick = 5 * time.Millisecond
+	// MaxPumpSends bounds the requests one wake-up of a loop sends, so a
+	// backlog owed at an absurd rate never holds the loop away from its
+	// reads, its hand-offs and its stop; the rest goes at the next wake-up,
+	// MinPacerTick later.
+	MaxPumpSends = 4096
+	// MaxDials bounds the connects in flight over the whole engine, and so
+	// the goroutines and descriptors dialing holds.
+	MaxDials = 256
+)
+
+// Internal bounds of the work one turn of a loop does.
+const (
+	// adjustBatch is how many connection slots one turn of a loop adds or
+	// drains; a change of a million connections takes many short turns,
+	// with reads, hand-offs and the stop served between them.
+	adjustBatch = 1024
+	// dialingPerLoop bounds the slots a loop keeps dialing after the first
+	// dial: more are made as connections open, so slots (memory) follow
+	// what the descriptors allow, not what was asked for.
+	dialingPerLoop = 1024
+	// censorBuckets bounds the work of recording the tokens still waiting
+	// at the end: beyond it they are recorded in this many batches of
+	// evenly spread waits.
+	censorBuckets = 1024
 )
 
 // Sentinel errors of the engine.
@@ -31,6 +56,11 @@ var (
 	ErrNoConnection = errors.New("engine: could not open any connection to the target")
 	// ErrBadOptions occurs when Options are inconsistent.
 	ErrBadOptions = errors.New("engine: bad options")
+	// ErrStopped occurs when Stop ended a run before its start.
+	ErrStopped = errors.New("engine: stopped before the start")
+	// ErrFileLimit occurs when the connections asked for cannot fit under
+	// the process's open-file limit (RLIMIT_NOFILE).
+	ErrFileLimit = errors.New("engine: open-file limit too low")
 )
 
 // Options configure an Engine. Zero fields take the documented defaults.
@@ -71,11 +101,18 @@ type Options struct {
 	// the loops, in order, on one goroutine. It must not keep s past the
 	// call unless it clones it.
 	OnInterval func(s *proto.Stats)
-	// Phase offsets this engine's arrivals by that fraction of its own
-	// inter-arrival gap, in [0, 1) (agents interleave).
+	// Phase offsets the engine's hits by a fraction of its own gap between
+	// hits, in [0, 1): its hit k is due when the schedule's integral
+	// reaches k+Phase. N engines each given 1/N of a rate and the phases
+	// 0, 1/N, ..., (N-1)/N send evenly spaced rather than in bursts of N.
+	// Default 0. Apply may change it.
 	Phase float64
-	// Lease, when set, makes the engine send only while Renew has extended
-	// its lease into the future.
+	// Lease, when set, lets the engine send only while the lease granted
+	// by Renew holds (an agent renews it each time ZooKeeper confirms its
+	// session). While it has lapsed, open-model requests that come due are
+	// shed (Stats.Shed[proto.ShedFenced]) and closed-model connections are
+	// not refilled; requests in flight complete. Until the first Renew
+	// nothing is sent. Default false: no lease.
 	Lease bool
 }
 
@@ -88,6 +125,9 @@ func (o *Options) normalize() error {
 	}
 	if len(o.Schedule) == 0 {
 		return fmt.Errorf("%w: empty schedule", ErrBadOptions)
+	}
+	if math.IsNaN(o.Phase) || o.Phase < 0 || o.Phase >= 1 {
+		return fmt.Errorf("%w: phase %g is not in [0, 1)", ErrBadOptions, o.Phase)
 	}
 	if o.Pipeline <= 0 {
 		o.Pipeline = DefaultPipeline

@@ -19,8 +19,21 @@ type seg struct {
 	start, end int64   // ns from the test's start
 	from, to   float64 // rate in hits per ns at start and end
 	cum        float64 // hits due before start
+	tot        float64 // hits due within the segment
+	a          float64 // hits(t) = a t² + from t within the segment
+	ramp       bool    // a is not 0
 	conns      int
 	step       int
+}
+
+// prep computes what the segment's bounds leave to compute: its hits and
+// its curve's coefficient, once rather than per hit.
+func (x *seg) prep() {
+	x.tot = x.hitsWithin(x.end - x.start)
+	if d := float64(x.end - x.start); d > 0 {
+		x.a = (x.to - x.from) / (2 * d)
+	}
+	x.ramp = math.Abs(x.a) >= 1e-30
 }
 
 // Schedule maps time since the test's start to the number of requests due
@@ -42,7 +55,8 @@ func New(segments []proto.Segment) Schedule {
 			from: g.From / 1e9, to: g.To / 1e9,
 			cum: cum, conns: g.Connections, step: g.Step,
 		}
-		cum += x.hitsWithin(x.end - x.start)
+		x.prep()
+		cum += x.tot
 		s.segs = append(s.segs, x)
 	}
 	return s
@@ -61,16 +75,19 @@ func (x *seg) hitsWithin(dt int64) float64 {
 // timeFor is the inverse of hitsWithin: the offset into the segment at which
 // h hits have come due. h must not exceed the segment's total.
 func (x *seg) timeFor(h float64) int64 {
-	d := float64(x.end - x.start)
-	a := (x.to - x.from) / (2 * d) // h = a t² + from t
-	if math.Abs(a) < 1e-30 {
+	if !x.ramp {
 		if x.from <= 0 {
 			return x.end - x.start
 		}
 		return int64(math.Ceil(h / x.from))
 	}
-	// t = (-from + sqrt(from² + 4ah)) / 2a; the numerically stable form.
-	disc := x.from*x.from + 4*a*h
+	if h <= 0 {
+		// Hazard: a ramp from 0 would divide 0 by 0 below.
+		return 0
+	}
+	// h = a t² + from t, so t = (-from + sqrt(from² + 4ah)) / 2a; the
+	// numerically stable form.
+	disc := x.from*x.from + 4*x.a*h
 	if disc < 0 {
 		disc = 0
 	}
@@ -92,17 +109,17 @@ func (s *Schedule) Total() float64 {
 		return 0
 	}
 	l := &s.segs[len(s.segs)-1]
-	return l.cum + l.hitsWithin(l.end-l.start)
+	return l.cum + l.tot
 }
 
-// find returns the index of the segment holding t (the last one past the end).
+// find returns the index of the segment holding t (the last one past the
+// end), by binary search: a plan of many steps costs a few comparisons.
 func (s *Schedule) find(t int64) int {
-	for i := range s.segs {
-		if t < s.segs[i].end {
-			return i
-		}
+	i := sort.Search(len(s.segs), func(i int) bool { return t < s.segs[i].end })
+	if i == len(s.segs) {
+		i--
 	}
-	return len(s.segs) - 1
+	return i
 }
 
 // Hits is the number of hits due by elapsed (the rate's integral).
@@ -115,36 +132,59 @@ func (s *Schedule) Hits(elapsed time.Duration) float64 {
 	if t > x.end {
 		t = x.end
 	}
+	if t < x.start {
+		return x.cum
+	}
 	return x.cum + x.hitsWithin(t-x.start)
 }
 
-// At returns when hit k is due, and false when the schedule ends first.
-// hint is the segment to search from (the caller's cursor); it returns the
-// segment that holds the hit so a caller walking k upward never rescans.
-func (s *Schedule) At(k uint64, hint int) (at int64, seg int, ok bool) {
-	h := float64(k)
-	for i := hint; i < len(s.segs); i++ {
-		x := &s.segs[i]
-		total := x.hitsWithin(x.end - x.start)
-		if total > 0 && h < x.cum+total-1e-6 {
-			return x.start + x.timeFor(h-x.cum), i, true
-		}
-	}
-	return 0, len(s.segs), false
+// holds reports whether segment i times hit position h.
+func (s *Schedule) holds(i int, h float64) bool {
+	x := &s.segs[i]
+	// The tolerance matches the upper bound's, so rounding in cum never
+	// leaves a gap between two segments.
+	return x.tot > 0 && h >= x.cum-1e-6 && h < x.cum+x.tot-1e-6
 }
 
-// Pace tells a sender that has sent `sent` hits by `elapsed` how long to
-// wait before the next one; stop is true when the schedule asks for no more.
-// A wait of 0 means the next hit is due now (or overdue).
-func (s *Schedule) Pace(elapsed time.Duration, sent uint64) (wait time.Duration, stop bool) {
-	at, _, ok := s.At(sent, 0)
-	if !ok {
-		return 0, true
+// At returns when the rate integral reaches h (hit k of a schedule is due
+// at At(k); a phase p shifts it to At(k+p)), and false when the schedule
+// ends first. hint is a segment to try first (the caller's cursor): a
+// caller walking h upward finds its segment at once; any other hint costs
+// a binary search, never a wrong answer.
+func (s *Schedule) At(h float64, hint int) (at int64, seg int, ok bool) {
+	// Fast path, the per-request one: the hint holds h.
+	if uint(hint) < uint(len(s.segs)) {
+		x := &s.segs[hint]
+		if x.tot > 0 && h >= x.cum-1e-6 && h < x.cum+x.tot-1e-6 {
+			return x.start + x.timeFor(max(h-x.cum, 0)), hint, true
+		}
 	}
-	if w := time.Duration(at) - elapsed; w > 0 {
-		return w, false
+	return s.atSlow(h, hint)
+}
+
+// atSlow is At when the hint's segment does not hold h.
+func (s *Schedule) atSlow(h float64, hint int) (at int64, seg int, ok bool) {
+	n := len(s.segs)
+	if h < 0 || n == 0 {
+		return 0, n, false
 	}
-	return 0, false
+	i := -1
+	switch {
+	case hint >= 0 && hint+1 < n && s.holds(hint+1, h):
+		i = hint + 1
+	default:
+		// The first segment whose hits end after h; segments without a
+		// rate end where they start and are never it.
+		j := sort.Search(n, func(j int) bool { return h < s.segs[j].cum+s.segs[j].tot-1e-6 })
+		if j < n && s.holds(j, h) {
+			i = j
+		}
+	}
+	if i < 0 {
+		return 0, n, false
+	}
+	x := &s.segs[i]
+	return x.start + x.timeFor(max(h-x.cum, 0)), i, true
 }
 
 // Segment returns the connections and step in force at elapsed.
@@ -208,9 +248,10 @@ func (s *Schedule) Splice(at time.Duration, next []proto.Segment) Schedule {
 		out.segs = append(out.segs, x)
 	}
 	cum := 0.0
-	if n := len(out.segs); n > 0 {
-		l := &out.segs[n-1]
-		cum = l.cum + l.hitsWithin(l.end-l.start)
+	for i := range out.segs {
+		x := &out.segs[i]
+		x.prep()
+		cum = x.cum + x.tot
 	}
 	for _, g := range next {
 		x := seg{
@@ -225,22 +266,34 @@ func (s *Schedule) Splice(at time.Duration, next []proto.Segment) Schedule {
 			x.start = t
 		}
 		x.cum = cum
-		cum += x.hitsWithin(x.end - x.start)
+		x.prep()
+		cum += x.tot
 		out.segs = append(out.segs, x)
 	}
 	return out
 }
 
-// WithConnections returns a copy of s in which every segment that has not
-// ended by `at` uses c connections.
+// WithConnections returns a copy of s in which, from `at` on, c
+// connections are used; a segment that straddles `at` is cut there, so
+// the connections before `at` stay as they were.
 func (s *Schedule) WithConnections(at time.Duration, c int) Schedule {
-	out := Schedule{segs: append([]seg(nil), s.segs...)}
-	for i := range out.segs {
-		if out.segs[i].end > int64(at) {
-			out.segs[i].conns = c
+	segs := s.Segments()
+	for i := range segs {
+		segs[i].Connections = c
+	}
+	return s.Splice(at, segs)
+}
+
+// NextConnChange returns the first instant after `after` at which the
+// connections asked for change (a segment starts with another count than
+// the one before it), and false if none does.
+func (s *Schedule) NextConnChange(after time.Duration) (time.Duration, bool) {
+	for i := 1; i < len(s.segs); i++ {
+		if x := &s.segs[i]; x.start > int64(after) && x.conns != s.segs[i-1].conns {
+			return time.Duration(x.start), true
 		}
 	}
-	return out
+	return 0, false
 }
 
 // Boundaries lists the instants at which a step begins, after 0.

@@ -12,48 +12,6 @@ func constant(rate float64, d time.Duration) []proto.Segment {
 	return []proto.Segment{{Duration: d, From: rate, To: rate, Connections: 1}}
 }
 
-func TestPace(t *testing.T) {
-	ramp := []proto.Segment{{Duration: 10 * time.Second, From: 0, To: 100, Connections: 1}}
-	steps := []proto.Segment{
-		{Duration: time.Second, From: 10, To: 10, Connections: 1},
-		{Start: time.Second, Duration: time.Second, From: 0, To: 0, Connections: 1, Step: 1},
-		{Start: 2 * time.Second, Duration: time.Second, From: 100, To: 100, Connections: 1, Step: 2},
-	}
-	for _, tc := range []struct {
-		name    string
-		segs    []proto.Segment
-		elapsed time.Duration
-		sent    uint64
-		wait    time.Duration
-		stop    bool
-	}{
-		// The first hit of a constant rate goes at once.
-		{"first hit at 0", constant(10, time.Second), 0, 0, 0, false},
-		// 10/s: hit 1 is due at 100ms; at 40ms wait 60ms.
-		{"second hit waits", constant(10, time.Second), 40 * time.Millisecond, 1, 60 * time.Millisecond, false},
-		// Behind schedule: an overdue hit is due now, never a negative wait.
-		{"overdue", constant(10, time.Second), 500 * time.Millisecond, 2, 0, false},
-		// 10/s for 1s asks for 10 hits (0..9): the 11th never comes.
-		{"schedule exhausted", constant(10, time.Second), 900 * time.Millisecond, 10, 0, true},
-		// Ramp 0→100/s over 10s: hits(t) = 5t², so hit 5 is due at t=1s.
-		{"ramp quadratic", ramp, 0, 5, time.Second, false},
-		// Ramp: hit 125 is due at sqrt(125/5)=5s.
-		{"ramp middle", ramp, 4 * time.Second, 125, time.Second, false},
-		// Steps: 10 hits in step 1, none in the pause, then hit 10 at 2s.
-		{"pause skipped", steps, time.Second, 10, time.Second, false},
-		// Steps: hit 11 is 10ms into the 100/s step.
-		{"after pause", steps, 2 * time.Second, 11, 10 * time.Millisecond, false},
-		// A zero rate schedule asks for nothing.
-		{"zero rate", constant(0, time.Second), 0, 0, 0, true},
-	} {
-		s := New(tc.segs)
-		wait, stop := s.Pace(tc.elapsed, tc.sent)
-		if stop != tc.stop || (!stop && absDur(wait-tc.wait) > time.Microsecond) {
-			t.Errorf("%s: Pace(%s, %d) = %s, %v; want %s, %v", tc.name, tc.elapsed, tc.sent, wait, stop, tc.wait, tc.stop)
-		}
-	}
-}
-
 func absDur(d time.Duration) time.Duration {
 	if d < 0 {
 		return -d
@@ -77,7 +35,7 @@ func TestScheduleHitsMatchesAt(t *testing.T) {
 	seg := 0
 	n := 0
 	for k := uint64(0); ; k++ {
-		at, sg, ok := s.At(k, seg)
+		at, sg, ok := s.At(float64(k), seg)
 		if !ok {
 			break
 		}
@@ -112,8 +70,8 @@ func TestWithRateKeepsThePast(t *testing.T) {
 	}
 	// Hits before the change keep their times.
 	for _, k := range []uint64{0, 1, 1999, 3999} {
-		a, _, _ := s.At(k, 0)
-		b, _, _ := c.At(k, 0)
+		a, _, _ := s.At(float64(k), 0)
+		b, _, _ := c.At(float64(k), 0)
 		if a != b {
 			t.Fatalf("hit %d moved from %d to %d", k, a, b)
 		}
@@ -126,5 +84,65 @@ func TestWithRateKeepsThePast(t *testing.T) {
 	}
 	if got, want := rc.Total(), r.Hits(5*time.Second); math.Abs(got-want) > 1e-6 {
 		t.Fatalf("after a change to 0, total %f, want %f", got, want)
+	}
+}
+
+// TestAtAnyHint checks that the hint is only a shortcut: a wrong one (too
+// far, too early, out of range) gives the same answer as a search.
+func TestAtAnyHint(t *testing.T) {
+	s := New([]proto.Segment{
+		{Duration: time.Second, From: 100, To: 100, Connections: 1},
+		{Start: time.Second, Duration: time.Second, Connections: 1, Step: 1}, // a pause
+		{Start: 2 * time.Second, Duration: time.Second, From: 0, To: 1000, Connections: 1, Step: 2},
+		{Start: 3 * time.Second, Duration: time.Second, From: 50, To: 50, Connections: 1, Step: 3},
+	})
+	for _, h := range []float64{0, 0.5, 99, 99.9, 100, 100.5, 599, 600, 649.9, 650, -1} {
+		want, wseg, wok := s.At(h, 0)
+		for _, hint := range []int{-3, 0, 1, 2, 3, 4, 99} {
+			at, seg, ok := s.At(h, hint)
+			if at != want || ok != wok || (ok && seg != wseg) {
+				t.Errorf("At(%v, hint %d) = %d, %d, %v; with hint 0: %d, %d, %v", h, hint, at, seg, ok, want, wseg, wok)
+			}
+		}
+	}
+	// Hit 100 is the first of the ramp after the pause: its integral
+	// reaches 100 at 2s exactly.
+	if at, _, ok := s.At(100, 0); !ok || at != int64(2*time.Second) {
+		t.Errorf("first hit after the pause at %v, %v; want 2s", time.Duration(at), ok)
+	}
+	// 100 + 500 + 50 hits in all: 650 is past the end.
+	if _, _, ok := s.At(650, 0); ok {
+		t.Errorf("hit 650 of a 650-hit schedule is due")
+	}
+}
+
+// TestWithConnectionsKeepsThePast checks that a connection change cuts the
+// segment it falls in: before it, the count stays as it was.
+func TestWithConnectionsKeepsThePast(t *testing.T) {
+	s := New([]proto.Segment{{Duration: 10 * time.Second, From: 1000, To: 1000, Connections: 4}})
+	c := s.WithConnections(4*time.Second, 9)
+	if n, _ := c.Segment(3 * time.Second); n != 4 {
+		t.Fatalf("connections before the change: %d, want 4", n)
+	}
+	if n, _ := c.Segment(4 * time.Second); n != 9 {
+		t.Fatalf("connections from the change: %d, want 9", n)
+	}
+	if got, want := c.Total(), s.Total(); math.Abs(got-want) > 1e-6 {
+		t.Fatalf("a connection change moved the hits: %f, want %f", got, want)
+	}
+	if at, ok := c.NextConnChange(0); !ok || at != 4*time.Second {
+		t.Fatalf("NextConnChange(0) = %v, %v; want 4s", at, ok)
+	}
+	if _, ok := c.NextConnChange(4 * time.Second); ok {
+		t.Fatalf("a change after the last one")
+	}
+	// Steps with equal connections are no change.
+	st := New([]proto.Segment{
+		{Duration: time.Second, From: 1, To: 1, Connections: 2},
+		{Start: time.Second, Duration: time.Second, From: 5, To: 5, Connections: 2, Step: 1},
+		{Start: 2 * time.Second, Duration: time.Second, From: 5, To: 5, Connections: 3, Step: 2},
+	})
+	if at, ok := st.NextConnChange(0); !ok || at != 2*time.Second {
+		t.Fatalf("NextConnChange over steps = %v, %v; want 2s", at, ok)
 	}
 }

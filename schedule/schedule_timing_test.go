@@ -16,7 +16,7 @@ func benchAt(b *testing.B, from, to float64) {
 	seg := 0
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		at, sg, _ := s.At(uint64(i), seg)
+		at, sg, _ := s.At(float64(i), seg)
 		seg = sg
 		sinkI64 += at
 	}
@@ -28,13 +28,3 @@ func BenchmarkScheduleAt(b *testing.B) { benchAt(b, 1e6, 1e6) }
 
 // BenchmarkScheduleAtRamp is the same on a ramp (a square root per token).
 func BenchmarkScheduleAtRamp(b *testing.B) { benchAt(b, 1, 1e7) }
-
-// BenchmarkPace is vegeta-style pacing: the pure function of (elapsed, sent).
-func BenchmarkPace(b *testing.B) {
-	s := New([]proto.Segment{{Duration: time.Hour, From: 50000, To: 50000, Connections: 1}})
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		w, _ := s.Pace(time.Duration(i)*20*time.Microsecond, uint64(i))
-		sinkI64 += int64(w)
-	}
-}

@@ -72,6 +72,9 @@ func cmdAgent(args []string) int {
 	if code >= 0 {
 		return code
 	}
+	// Descriptors: as many as the hard limit allows; budgets that cannot
+	// fit are refused with the limit named.
+	_, _, _ = engine.RaiseFileLimit()
 	cpus, err := engine.AllowedCPUs()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "barrage agent: %v\n", err)

@@ -12,10 +12,10 @@ import (
 	"syscall"
 
 	"github.com/barrage-load/barrage/engine"
+	"github.com/barrage-load/barrage/local"
 	"github.com/barrage-load/barrage/pipeline"
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
-	"github.com/barrage-load/barrage/schedule"
 )
 
 const runAbout = `Loads one HTTP/1.1 target from this machine: one event loop per allowed CPU
@@ -73,67 +73,70 @@ func cmdRun(args []string) int {
 		cpus = cpus[:*cores]
 	}
 	opts.CPUs = cpus
-
-	// One in-process agent feeds the same pipeline as the coordinator's:
-	// the same progress lines, merge, verdict and report.
-	if opts.Interval == 0 {
-		opts.Interval = engine.DefaultInterval
+	// Descriptors: raise the soft limit toward the hard one, and refuse a
+	// connection count that cannot fit rather than fail connects for the
+	// whole run.
+	_, _, _ = engine.RaiseFileLimit()
+	most := 0
+	for _, g := range opts.Schedule {
+		most = max(most, g.Connections)
 	}
-	sch := schedule.New(opts.Schedule)
-	pipe := pipeline.New(pipeline.Options{Plan: plan, Schedule: opts.Schedule, Ends: schedule.IntervalEnds(&sch, opts.Interval), Window: 1})
-	pipe.AddAgent(localAgent, localAgent, "")
+	if err := engine.CheckFileLimit(most); err != nil {
+		fmt.Fprintf(os.Stderr, "barrage run: %v\n", err)
+		return exitBadInput
+	}
+	lo := local.Options{Plan: plan, Engine: opts, Caps: proto.DefaultCaps()}
 	if !*quiet {
-		pipe.PrintProgress(os.Stderr, false)
+		lo.Progress = os.Stderr
 	}
-	var steady *runtimeStats
-	opts.OnInterval = func(s *proto.Stats) {
-		pipe.Add(localAgent, s)
-		pipe.Close([]string{localAgent}, false)
-		if *debugStats && steady == nil {
-			steady = readRuntimeStats(pipe.Total().Responses)
-		}
-	}
-	eng, err := engine.New(opts)
+	r, err := local.New(lo)
 	if err != nil {
 		return planError("run", err)
 	}
+	var steady *runtimeStats
+	if *debugStats {
+		r.With(func(p *pipeline.Pipeline) {
+			p.OnInterval(func(*proto.Stats, int, int) {
+				if steady == nil {
+					steady = readRuntimeStats(p.Total().Responses)
+				}
+			})
+		})
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := eng.Run(ctx)
+	rep, _, err := r.Run(ctx)
 	if err != nil {
 		if errors.Is(err, engine.ErrNoConnection) {
 			fmt.Fprintf(os.Stderr, "barrage run: %v (is the target up?)\n", err)
 			return exitNoStart
 		}
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "barrage run: interrupted before the start")
+			return exitInterrupted
+		}
 		fmt.Fprintf(os.Stderr, "barrage run: %v\n", err)
 		return exitNoStart
 	}
-	pipe.Close([]string{localAgent}, true)
-	elapsed := pipe.Total().End
 	if *debugStats && steady != nil {
-		end := readRuntimeStats(pipe.Total().Responses)
-		n := end.responses - steady.responses
-		fmt.Fprintf(os.Stderr, "debug-stats: steady state: %d heap allocations (%d bytes) for %d responses = %.5f allocations per response; %d GC cycles; heap %.1f MB\n",
-			end.allocs-steady.allocs, end.bytes-steady.bytes, n, float64(end.allocs-steady.allocs)/float64(max(n, 1)),
-			end.gcs-steady.gcs, float64(end.heap)/(1<<20))
+		r.With(func(p *pipeline.Pipeline) {
+			end := readRuntimeStats(p.Total().Responses)
+			n := end.responses - steady.responses
+			fmt.Fprintf(os.Stderr, "debug-stats: steady state: %d heap allocations (%d bytes) for %d responses = %.5f allocations per response; %d GC cycles; heap %.1f MB\n",
+				end.allocs-steady.allocs, end.bytes-steady.bytes, n, float64(end.allocs-steady.allocs)/float64(max(n, 1)),
+				end.gcs-steady.gcs, float64(end.heap)/(1<<20))
+		})
 	}
-	rep := pipe.Report(elapsed)
-	rep.Outcome = report.OutcomeCompleted
 	code := rep.ExitCode()
-	if ctx.Err() != nil {
-		rep.Outcome = fmt.Sprintf("stopped early by a signal after %.1fs of %s: partial report", elapsed.Seconds(), plan.Duration)
+	if ctx.Err() != nil && r.Stopped() == "" {
 		code = exitInterrupted
 	}
 	if err := writeReport(rep, *jsonOut); err != nil {
 		fmt.Fprintf(os.Stderr, "barrage run: %v\n", err)
 		return exitNoStart
 	}
-	_ = res
 	return code
 }
-
-// localAgent names run's one in-process agent in the pipeline.
-const localAgent = "local"
 
 // planError prints err for the user and picks the exit code.
 func planError(cmd string, err error) int {
