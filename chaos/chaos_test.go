@@ -138,8 +138,8 @@ func runRow(t *testing.T, r *row, res *result) {
 }
 
 // teardown ends every process the row started, by PID: processes that
-// should have ended by themselves are killed -9 and counted as left
-// behind; daemons (agents, the target, a standby that never took over)
+// should have ended by themselves are ended (SIGQUIT for their stacks,
+// then SIGKILL) and counted as left behind; daemons (agents, the target, a standby that never took over)
 // get SIGTERM and termWait to end. ZooKeeper goes last.
 func (e *env) teardown() {
 	e.mu.Lock()
@@ -149,13 +149,7 @@ func (e *env) teardown() {
 		if p.daemon || p.exited() {
 			continue
 		}
-		p.mu.Lock()
-		p.forced = true
-		p.mu.Unlock()
-		p.signal(syscall.SIGCONT)
-		p.signal(syscall.SIGKILL)
-		p.wait(5 * time.Second)
-		e.fail("e", "%s had not ended by itself by the end of the row: killed -9", p.label)
+		e.fail("e", "%s had not ended by itself by the end of the row: %s", p.label, p.quitThenKill())
 	}
 	// The counts of an unfinished row (deadline, setup failure) are taken
 	// as they are.

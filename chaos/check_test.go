@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -138,7 +139,8 @@ func (e *env) check() {
 			label = s.name + ": "
 		}
 		if s.wantReport {
-			rep, err := (map[string]any)(nil), fmt.Errorf("no process reports it")
+			var rep map[string]any
+			err := errors.New("no process reports it")
 			from := "?"
 			if s.reporter != nil {
 				rep, err = jsonReport(s.reporter)

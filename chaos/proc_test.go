@@ -36,6 +36,7 @@ type lineBuf struct {
 	part   []byte
 	lines  []string
 	full   *bytes.Buffer // nil: keep only the tail
+	path   string        // the whole output, on disk
 	file   *os.File
 	onLine func(line string, at time.Time)
 }
@@ -83,9 +84,18 @@ func (b *lineBuf) tail() string {
 	return out
 }
 
+// contains says whether the output holds s anywhere: the file on disk has
+// all of it (the tail in memory may have lost an early line behind
+// progress lines).
 func (b *lineBuf) contains(s string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.file != nil {
+		_ = b.file.Sync()
+	}
+	if all, err := os.ReadFile(b.path); err == nil {
+		return bytes.Contains(all, []byte(s))
+	}
 	if b.full != nil {
 		return bytes.Contains(b.full.Bytes(), []byte(s))
 	}
@@ -131,7 +141,6 @@ type proc struct {
 	mu          sync.Mutex
 	faultKilled bool // killed -9 as the row's fault: expected to end by signal
 	stopped     bool // SIGSTOPped and not yet continued
-	termed      bool // sent SIGTERM by the harness
 	forced      bool // killed -9 because it did not end in time: a failure (e)
 	startErr    error
 }
@@ -145,10 +154,10 @@ func startProc(logDir, role, label string, daemon bool, wrap, args []string, onS
 	p.stdout = &lineBuf{full: &bytes.Buffer{}}
 	p.stderr = &lineBuf{onLine: onStderr}
 	if f, err := os.Create(base + ".stdout"); err == nil {
-		p.stdout.file = f
+		p.stdout.file, p.stdout.path = f, f.Name()
 	}
 	if f, err := os.Create(base + ".stderr"); err == nil {
-		p.stderr.file = f
+		p.stderr.file, p.stderr.path = f, f.Name()
 	}
 	argv := append(append(append([]string(nil), wrap...), binary), args...)
 	p.cmd = exec.Command(argv[0], argv[1:]...)
