@@ -10,13 +10,14 @@ RACE_PKGS := ./proto/... ./engine/... ./report/... ./coord/... ./server/... ./sc
 FUZZTIME ?= 60s
 FUZZTIME_SHORT ?= 3s
 
-.PHONY: help build test race fuzz bench bench-peers bench-rate bench-overhead bench-conns bench-syscalls bench-profile bench-allocs check deps demo clean
+.PHONY: help build test race fuzz chaos bench bench-peers bench-rate bench-overhead bench-conns bench-syscalls bench-profile bench-allocs check deps demo clean
 
 help:
 	@echo "make build        build $(BIN)"
 	@echo "make test         install ZooKeeper if missing, then unit, fuzz-seed, allocation and end-to-end tests, and each fuzz target for FUZZTIME_SHORT ($(FUZZTIME_SHORT))"
 	@echo "make race         tests under the race detector"
 	@echo "make fuzz         run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
+	@echo "make chaos        the fault matrix against real ZooKeeper; writes RELIABILITY.md (CHAOS_ROWS=a,b for some rows)"
 	@echo "make bench        Go micro-benchmarks (parser vs net/http, encoder, pacer, histogram)"
 	@echo "make bench-peers  barrage vs wrk against nginx, pinned cores (installs wrk, nginx)"
 	@echo "make bench-allocs heap allocations per response and GC cycles, 10 s runs (goal 2)"
@@ -48,6 +49,12 @@ race: deps
 
 fuzz:
 	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME)
+
+# The fault matrix (chaos/): every row, one after another, < 10 minutes.
+# Plain `go test ./chaos/` (and so `make test`) runs only the fast rows.
+CHAOS_ROWS ?= all
+chaos: deps
+	bash scripts/chaos.sh $(CHAOS_ROWS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./proto/... ./engine/...
