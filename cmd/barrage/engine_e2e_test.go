@@ -13,12 +13,14 @@ import (
 	"time"
 )
 
-// TestRunAbsurdRateEndsOnTime: a rate no machine can send (1e12/s) used
-// to keep `run -d 1s` going for minutes at full CPU: the loop counted the
-// tokens due one by one. It ends on time now, every token accounted for.
+// TestRunAbsurdRateEndsOnTime: a rate no machine can send used to keep
+// `run -d 1s` going for minutes at full CPU (1e12/s; 12.9 s at 1e9/s):
+// the loop counted the tokens due one by one. Rates above proto.MaxRate
+// are refused now (input_e2e_test.go); at the ceiling the run ends on
+// time, every token accounted for.
 func TestRunAbsurdRateEndsOnTime(t *testing.T) {
 	url := startTarget(t)
-	for _, rate := range []string{"1e9", "1e12"} {
+	for _, rate := range []string{"1e8"} {
 		start := time.Now()
 		r := barrage(t, "run", "-q", "-c", "16", "-r", rate, "-d", "1s", "--json", "-", url)
 		took := time.Since(start)
@@ -42,7 +44,7 @@ func TestRunAbsurdRateEndsOnTime(t *testing.T) {
 // report.
 func TestRunStopsOnSIGINT(t *testing.T) {
 	url := startTarget(t)
-	for _, load := range [][]string{{"-r", "1e12"}, {"-r", "1000"}, {}} {
+	for _, load := range [][]string{{"-r", "1e8"}, {"-r", "1000"}, {}} {
 		cmd := exec.Command(binary, append([]string{"run", "-q", "-c", "16", "-d", "60s", "--json", "-"}, append(load, url)...)...)
 		var so, se bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &so, &se
@@ -65,6 +67,9 @@ func TestRunStopsOnSIGINT(t *testing.T) {
 		}
 		if d := time.Since(sent); d > 2*time.Second {
 			t.Fatalf("%v: ended %v after SIGINT, want within 2s", load, d)
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 130 {
+			t.Fatalf("%v: exit %d after SIGINT, want 130", load, code)
 		}
 		var rep map[string]any
 		if err := json.Unmarshal(so.Bytes(), &rep); err != nil {
@@ -114,8 +119,8 @@ func TestRunNeverAnswered(t *testing.T) {
 	url := silentTarget(t)
 	for _, load := range [][]string{{"-r", "100"}, {"-p", "2"}} {
 		r := barrage(t, append([]string{"run", "-q", "-c", "4", "-d", "1s", "--json", "-"}, append(load, url)...)...)
-		if r.code != 0 {
-			t.Fatalf("%v: exit %d: %s", load, r.code, r.stderr)
+		if r.code != 1 {
+			t.Fatalf("%v: exit %d, want 1 (no measurement): %s", load, r.code, r.stderr)
 		}
 		checkAccounting(t, r.report)
 		if n := num(t, r.report, "requests"); n != 0 {
@@ -130,34 +135,26 @@ func TestRunNeverAnswered(t *testing.T) {
 	}
 }
 
-// TestRunUnderFileLimit: more connections than file descriptors. The
-// connects that fail are counted and retried; every request sent is
-// still a response, a failure or unfinished. (Under `ulimit -n 20000`,
-// `-c 100000` once reported "sent < responses + unfinished": a hand-off
-// that gnet ran before the loop's start made the start's requests vanish
-// from the count; see engine.TestHandoffBeforeStart.)
+// TestRunUnderFileLimit: more connections than file descriptors. Under
+// `ulimit -n 20000`, `-c 100000` ran 81.7 s for a 3 s run with 872 701
+// connect errors and exit 0, no hint about the limit. Now a count that
+// cannot fit is refused before the run, naming the limit and the fix.
+// (The miscount it once showed, "sent < responses + unfinished", is
+// engine.TestHandoffBeforeStart.)
 func TestRunUnderFileLimit(t *testing.T) {
 	url := startTarget(t)
-	for i := 0; i < 3; i++ {
-		cmd := exec.Command("bash", "-c", `ulimit -n 1024 && exec "$0" "$@"`, binary, "run", "-q", "-c", "3000", "-d", "2s", "--json", "-", url)
-		var so, se bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &so, &se
-		timer := time.AfterFunc(60*time.Second, func() { _ = cmd.Process.Kill() })
-		err := cmd.Run()
-		timer.Stop()
-		if err != nil {
-			t.Fatalf("run %d: %v: %s", i, err, se.String())
-		}
-		var rep map[string]any
-		if err := json.Unmarshal(so.Bytes(), &rep); err != nil {
-			t.Fatalf("run %d: JSON report: %v\n%s", i, err, se.String())
-		}
-		checkAccounting(t, rep)
-		if num(t, rep, "requests") == 0 || num(t, rep, "error_kinds", "connect") == 0 {
-			t.Fatalf("run %d: %v responses, %v connect errors; want both", i, rep["requests"], rep["error_kinds"])
-		}
-		if strings.Contains(se.String(), "panic") {
-			t.Fatalf("run %d: %s", i, se.String())
-		}
+	cmd := exec.Command("bash", "-c", `ulimit -n 1024 && exec "$0" "$@"`, binary, "run", "-q", "-c", "3000", "-d", "2s", url)
+	var se bytes.Buffer
+	cmd.Stderr = &se
+	err := cmd.Run()
+	code := cmd.ProcessState.ExitCode()
+	if err == nil || code != 2 || !strings.Contains(se.String(), "ulimit -n") || !strings.Contains(se.String(), "1024") {
+		t.Fatalf("exit %d: %s", code, se.String())
 	}
+	// What fits runs, and its counts add up.
+	r := barrage(t, "run", "-q", "-c", "500", "-d", "1s", "--json", "-", url)
+	if r.code != 0 {
+		t.Fatalf("-c 500: exit %d: %s", r.code, r.stderr)
+	}
+	checkAccounting(t, r.report)
 }
