@@ -156,9 +156,11 @@ func hostileSnapshot() []byte {
 	b := append([]byte(nil), snapshotMagic...)
 	b = binary.AppendUvarint(b, uint64(len(js)))
 	b = append(b, js...)
+	b = binary.AppendUvarint(b, 1)
+	b = binary.AppendUvarint(b, uint64(len("latency")))
+	b = append(b, "latency"...)
 	b = binary.AppendUvarint(b, uint64(len(h)))
-	b = append(b, h...)
-	return append(b, 0, 0, 0)
+	return append(b, h...)
 }
 
 // TestHostileSnapshot: the znode that killed the coordinator is refused.

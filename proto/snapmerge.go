@@ -19,9 +19,8 @@ type ParsedSnapshot struct {
 	// Stats.Open cannot tell).
 	Open bool
 	// streams are the histograms' count streams (ZigZag varints, runs of
-	// zeros as negatives), nil when absent: Latency, Service, Corrected,
-	// Lateness.
-	streams [4][]byte
+	// zeros as negatives), by tag.
+	streams []part
 }
 
 // histogram geometry, for mapping a count's index back to its value (the
@@ -51,17 +50,17 @@ func ParseSnapshot(b []byte) (*ParsedSnapshot, error) {
 		return nil, err
 	}
 	p := &ParsedSnapshot{Snapshot: sn, Open: open}
-	for i, part := range parts {
-		if len(part) == 0 {
-			continue
-		}
-		stream, err := inflateCounts(part)
+	var hasLatency, hasLateness bool
+	for _, pt := range parts {
+		stream, err := inflateCounts(pt.b)
 		if err != nil {
 			return nil, err
 		}
-		p.streams[i] = stream
+		p.streams = append(p.streams, part{pt.tag, stream})
+		hasLatency = hasLatency || pt.tag == "latency"
+		hasLateness = hasLateness || pt.tag == "lateness"
 	}
-	if open != (p.streams[3] != nil) || (p.streams[0] == nil) {
+	if open != hasLateness || !hasLatency {
 		return nil, fmt.Errorf("%w: histograms do not match the model", ErrBadSnapshot)
 	}
 	return p, nil
@@ -111,17 +110,13 @@ func inflateCounts(b []byte) ([]byte, error) {
 // could not take (none, for dst of the project's geometry), which the
 // caller must show.
 func (p *ParsedSnapshot) MergeInto(dst *Stats) (dropped int64) {
-	src := *p.Stats
-	src.Latency, src.Service, src.Corrected, src.Lateness = nil, nil, nil, nil
-	dropped += dst.Merge(&src)
-	for i, h := range []**hdrhistogram.Histogram{&dst.Latency, &dst.Service, &dst.Corrected, &dst.Lateness} {
-		if p.streams[i] == nil {
-			continue
-		}
+	dropped += dst.Merge(p.Stats) // its histograms are nil: counters only
+	for _, st := range p.streams {
+		h := dst.histogramFor(st.tag)
 		if *h == nil {
 			*h = NewHistogram()
 		}
-		dropped += mergeStream(*h, p.streams[i])
+		dropped += mergeStream(*h, st.b)
 	}
 	return dropped
 }

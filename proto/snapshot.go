@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // snapshotMagic starts every encoded snapshot (and versions the format).
-var snapshotMagic = []byte("BRS1")
+var snapshotMagic = []byte("BRS2")
+
+// maxSnapshotParts bounds the histograms one snapshot may carry.
+const maxSnapshotParts = 1024
 
 // ErrBadSnapshot occurs when snapshot bytes cannot be decoded.
 var ErrBadSnapshot = errors.New("proto: bad snapshot")
@@ -95,15 +96,15 @@ func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 	out := append([]byte(nil), snapshotMagic...)
 	out = binary.AppendUvarint(out, uint64(len(js)))
 	out = append(out, js...)
-	for _, h := range []*hdrhistogram.Histogram{s.Latency, s.Service, s.Corrected, s.Lateness} {
-		if h == nil {
-			out = binary.AppendUvarint(out, 0)
-			continue
-		}
-		enc, err := EncodeHistogram(nil, h)
+	hs := s.histograms()
+	out = binary.AppendUvarint(out, uint64(len(hs)))
+	for _, th := range hs {
+		enc, err := EncodeHistogram(nil, th.h)
 		if err != nil {
 			return nil, err
 		}
+		out = binary.AppendUvarint(out, uint64(len(th.tag)))
+		out = append(out, th.tag...)
 		out = binary.AppendUvarint(out, uint64(len(enc)))
 		out = append(out, enc...)
 	}
@@ -121,11 +122,16 @@ const (
 	MaxSnapshotJSON  = 64 << 10
 )
 
-// splitSnapshot decodes a snapshot's counters and returns its four
-// histogram parts (Latency, Service, Corrected, Lateness; empty when
-// absent), still encoded.
-func splitSnapshot(b []byte) (*Snapshot, bool, [4][]byte, error) {
-	var parts [4][]byte
+// part is one of a snapshot's histograms, still encoded, and its tag.
+type part struct {
+	tag string
+	b   []byte
+}
+
+// splitSnapshot decodes a snapshot's counters and returns its histogram
+// parts, still encoded.
+func splitSnapshot(b []byte) (*Snapshot, bool, []part, error) {
+	var parts []part
 	if len(b) > MaxSnapshotBytes {
 		return nil, false, parts, fmt.Errorf("%w: %d bytes, more than %d", ErrBadSnapshot, len(b), MaxSnapshotBytes)
 	}
@@ -185,12 +191,26 @@ func splitSnapshot(b []byte) (*Snapshot, bool, [4][]byte, error) {
 	for k := ErrKind(0); k < NumErrKinds; k++ {
 		s.Errors[k] = m.Errors[k.String()]
 	}
-	for i := range parts {
-		part, err := next()
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > maxSnapshotParts {
+		return nil, false, parts, fmt.Errorf("%w: bad histogram count", ErrBadSnapshot)
+	}
+	b = b[k:]
+	seen := map[string]bool{}
+	for i := uint64(0); i < n; i++ {
+		tag, err := next()
 		if err != nil {
 			return nil, false, parts, err
 		}
-		parts[i] = part
+		if len(tag) == 0 || len(tag) > 128 || seen[string(tag)] || !s.knowsHistogram(string(tag)) {
+			return nil, false, parts, fmt.Errorf("%w: histogram %q unknown or repeated", ErrBadSnapshot, tag)
+		}
+		seen[string(tag)] = true
+		enc, err := next()
+		if err != nil {
+			return nil, false, parts, err
+		}
+		parts = append(parts, part{string(tag), enc})
 	}
 	if len(b) != 0 {
 		return nil, false, parts, fmt.Errorf("%w: %d bytes after the histograms", ErrBadSnapshot, len(b))
@@ -209,15 +229,12 @@ func UnmarshalSnapshot(b []byte) (*Snapshot, error) {
 		return nil, err
 	}
 	s := sn.Stats
-	for i, dst := range []**hdrhistogram.Histogram{&s.Latency, &s.Service, &s.Corrected, &s.Lateness} {
-		if len(parts[i]) == 0 {
-			continue
-		}
-		h, err := DecodeHistogram(parts[i])
+	for _, pt := range parts {
+		h, err := DecodeHistogram(pt.b)
 		if err != nil {
 			return nil, err
 		}
-		*dst = h
+		*s.histogramFor(pt.tag) = h
 	}
 	if s.Latency == nil {
 		s.Latency = NewHistogram()

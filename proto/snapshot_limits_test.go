@@ -10,12 +10,26 @@ import (
 )
 
 // frameSnapshot frames a JSON part and raw histogram parts as
-// MarshalSnapshot does.
+// MarshalSnapshot does: the parts given are latency, service, corrected
+// and lateness, in that order; empty ones are left out.
 func frameSnapshot(js string, parts ...[]byte) []byte {
 	b := append([]byte(nil), snapshotMagic...)
 	b = binary.AppendUvarint(b, uint64(len(js)))
 	b = append(b, js...)
+	tags := []string{"latency", "service", "corrected", "lateness"}
+	n := 0
 	for _, p := range parts {
+		if len(p) > 0 {
+			n++
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for i, p := range parts {
+		if len(p) == 0 {
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(len(tags[i])))
+		b = append(b, tags[i]...)
 		b = binary.AppendUvarint(b, uint64(len(p)))
 		b = append(b, p...)
 	}

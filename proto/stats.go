@@ -259,3 +259,45 @@ func (s *Stats) Clone() *Stats {
 	}
 	return &c
 }
+
+// taggedHist is one of a Stats' histograms and its tag in a snapshot.
+type taggedHist struct {
+	tag string
+	h   *hdrhistogram.Histogram
+}
+
+// histogramFields are the Stats histograms a snapshot carries, by tag: a
+// new histogram is one more line here (and in Merge, Reset and Clone).
+var histogramFields = []struct {
+	tag string
+	get func(*Stats) **hdrhistogram.Histogram
+}{
+	{"latency", func(s *Stats) **hdrhistogram.Histogram { return &s.Latency }},
+	{"service", func(s *Stats) **hdrhistogram.Histogram { return &s.Service }},
+	{"corrected", func(s *Stats) **hdrhistogram.Histogram { return &s.Corrected }},
+	{"lateness", func(s *Stats) **hdrhistogram.Histogram { return &s.Lateness }},
+}
+
+// histograms lists s's histograms present, by tag.
+func (s *Stats) histograms() []taggedHist {
+	var out []taggedHist
+	for _, f := range histogramFields {
+		if h := *f.get(s); h != nil {
+			out = append(out, taggedHist{f.tag, h})
+		}
+	}
+	return out
+}
+
+// knowsHistogram reports whether tag names one of the Stats histograms.
+func (s *Stats) knowsHistogram(tag string) bool { return s.histogramFor(tag) != nil }
+
+// histogramFor is the field tag names (nil when none does).
+func (s *Stats) histogramFor(tag string) **hdrhistogram.Histogram {
+	for _, f := range histogramFields {
+		if f.tag == tag {
+			return f.get(s)
+		}
+	}
+	return nil
+}
