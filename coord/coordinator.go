@@ -96,6 +96,9 @@ type Options struct {
 	// OnInterval, if set, also receives every merged interval (the
 	// dashboard, metrics, thresholds hang here); it must not keep iv.
 	OnInterval func(iv *proto.Stats, agents, of int)
+	// OnEvent, if set, receives every event (steps, changes, agents lost,
+	// stops) on the poll loop's goroutine.
+	OnEvent func(e report.Event)
 	// AbandonGrace: see the constant; zero takes it.
 	AbandonGrace time.Duration
 }

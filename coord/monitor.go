@@ -70,6 +70,9 @@ func (m *monitor) hook() {
 	if w := m.c.o.Progress; w != nil {
 		m.pipe.PrintProgress(w, true)
 	}
+	if fn := m.c.o.OnEvent; fn != nil {
+		m.pipe.OnEvent(fn)
+	}
 	m.pipe.OnInterval(func(iv *proto.Stats, agents, of int) {
 		b, err := proto.MarshalSnapshot(&proto.Snapshot{Stats: iv})
 		if err != nil {
