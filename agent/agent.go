@@ -230,6 +230,18 @@ func (a *Agent) reincarnate(ctx context.Context, why string) error {
 
 // Run waits for assignments and runs them until ctx is done.
 func (a *Agent) Run(ctx context.Context) error {
+	// Stopping closes the session: every ZooKeeper call blocked (there
+	// may be no server to answer it) returns at once, so the agent stops
+	// within 2 s whatever ZooKeeper does. What it measured is on disk.
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			a.Close()
+		case <-stopped:
+		}
+	}()
 	done := map[string]bool{}
 	var w, reg fleet.Watch
 	var watched *fleet.Session

@@ -151,15 +151,26 @@ func (p *publisher) write(toZK bool) bool {
 	return len(p.queue) == 0
 }
 
-// finish stops the writer, saves what is queued, tries ZooKeeper for at
-// most 3 s when toZK, and returns the agent's summary.
-func (p *publisher) finish(toZK bool) fleet.AgentResult {
+// stop ends the writer goroutine and saves what is queued to disk.
+func (p *publisher) stop() {
 	p.stopOnce.Do(func() { close(p.done) })
 	p.wg.Wait()
+	p.write(false)
+}
+
+// finish tries ZooKeeper with what is queued for at most 3 s when toZK,
+// and returns the agent's summary.
+func (p *publisher) finish(toZK bool) fleet.AgentResult {
+	p.stop()
 	deadline := time.Now().Add(3 * time.Second)
-	for !p.write(toZK) && toZK && time.Now().Before(deadline) {
+	for toZK && !p.write(true) && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 	}
+	return p.summary()
+}
+
+// summary is the agent's own account of the test so far.
+func (p *publisher) summary() fleet.AgentResult {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r := p.result

@@ -153,7 +153,12 @@ func (a *Agent) runTest(ctx context.Context, s *fleet.Session, id string, asg *f
 			a.logf("test %s: %v", test, err)
 		}
 	}
-	result := pub.finish(fenced == "")
+	// Everything goes to disk first; then, unless fenced or stopping,
+	// to ZooKeeper within FinishTimeout (it may be away: a call can then
+	// block for good, and the session is dropped to end it).
+	toZK := fenced == "" && ctx.Err() == nil
+	pub.stop()
+	result := pub.summary()
 	result.Agent, result.Name, result.StateDir = id, a.info.Name, dir
 	if res != nil && !res.FirstSend.IsZero() {
 		result.FirstSend = res.FirstSend.UnixNano()
@@ -163,11 +168,32 @@ func (a *Agent) runTest(ctx context.Context, s *fleet.Session, id string, asg *f
 	}
 	result.Fenced = fenced
 	saveJSON(filepath.Join(dir, "result.json"), result)
-	if fenced == "" {
-		// A fenced agent writes nothing more for this incarnation: its
-		// budget belongs to the survivors now.
-		if err := fleet.Retry(5*time.Second, func() error { return s.SetOrCreate(a.p.Result(test, id), mustJSON(result)) }); err != nil {
-			a.logf("test %s: cannot write my result (kept in %s): %v", test, dir, err)
+	if toZK {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			result = pub.finish(true)
+			result.Agent, result.Name, result.StateDir = id, a.info.Name, dir
+			if res != nil && !res.FirstSend.IsZero() {
+				result.FirstSend = res.FirstSend.UnixNano()
+			}
+			if err != nil && r.stopped == "" && !errors.Is(err, context.Canceled) {
+				result.Error = err.Error()
+			}
+			saveJSON(filepath.Join(dir, "result.json"), result)
+			if err := fleet.Retry(3*time.Second, func() error { return s.SetOrCreate(a.p.Result(test, id), mustJSON(result)) }); err != nil {
+				a.logf("test %s: cannot write my result (kept in %s): %v", test, dir, err)
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(FinishTimeout):
+			a.logf("test %s: ZooKeeper did not take my last snapshots and result within %s: they are kept in %s; registering again", test, FinishTimeout, dir)
+			s.Close()
+			<-done
+			if fenced == "" {
+				fenced = "ZooKeeper did not answer at the end of the test"
+			}
 		}
 	}
 	a.logf("test %s done: %d sent, %d responses; snapshots kept in %s", test, result.Sent, result.Responses, dir)
@@ -338,6 +364,10 @@ func saveJSON(path string, v any) {
 func saveAssignment(dir string, asg *fleet.Assignment) {
 	saveJSON(filepath.Join(dir, "assignment.json"), asg)
 }
+
+// FinishTimeout bounds the end of a test's writes to ZooKeeper (the last
+// snapshots and the result).
+const FinishTimeout = 6 * time.Second
 
 // DefaultCaps are an agent's caps when none are given.
 var DefaultCaps = proto.Caps{MaxRate: proto.DefaultAgentMaxRate, MaxConnections: proto.DefaultAgentMaxConnections}

@@ -36,8 +36,10 @@ const (
 	ResultGrace = 15 * time.Second
 	// AbandonGrace is how long after its planned end a test whose
 	// coordinator is gone is still taken for running; after it, the next
-	// coordinator marks it abandoned.
-	AbandonGrace = 30 * time.Second
+	// coordinator marks it abandoned. A live coordinator holds its
+	// election node, so this only ever applies to dead ones: the agents
+	// need no more than their result flush.
+	AbandonGrace = 2 * time.Second
 	// StopGrace bounds how long an interrupted coordinator waits for the
 	// agents' last words before it prints what it has: SIGINT and SIGTERM
 	// end it within 2 s.

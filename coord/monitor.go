@@ -152,6 +152,28 @@ func (m *monitor) run(ctx context.Context) (*report.Report, error) {
 	interrupted := false
 	c.monitoring.Store(true)
 	defer c.monitoring.Store(false)
+	// Hazard: a ZooKeeper call made while the ensemble has no quorum can
+	// block for good (a server that accepts and drops connections keeps
+	// go-zookeeper from ever failing it). A watchdog closes the session
+	// once it has been down a session timeout: every call blocked returns,
+	// and the loop ends with "ZooKeeper lost".
+	watchdog := make(chan struct{})
+	defer close(watchdog)
+	go func() {
+		tick := time.NewTicker(c.o.SessionTimeout / 8)
+		defer tick.Stop()
+		for {
+			select {
+			case <-watchdog:
+				return
+			case <-tick.C:
+				if c.s.Down() > c.o.SessionTimeout {
+					c.s.Close()
+					return
+				}
+			}
+		}
+	}()
 	for m.err == nil {
 		if !m.healthy() {
 			break

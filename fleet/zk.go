@@ -177,8 +177,18 @@ func Dial(o DialOptions) (*Session, error) {
 	}
 }
 
-// Close ends the session.
-func (s *Session) Close() { s.Conn.Close() }
+// Close ends the session. It waits at most 300 ms for ZooKeeper to
+// acknowledge: go-zookeeper's own Close can wait seconds when the server
+// is away, and a process stopping on SIGTERM has 2 s in all. Every call
+// blocked on the session returns at once.
+func (s *Session) Close() {
+	done := make(chan struct{})
+	go func() { s.Conn.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(300 * time.Millisecond):
+	}
+}
 
 // Secure reports whether the session authenticated (--zk-auth).
 func (s *Session) Secure() bool { return s.auth != nil }
