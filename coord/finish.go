@@ -196,6 +196,16 @@ func (m *monitor) report(elapsed time.Duration) *report.Report {
 			names = append(names, fmt.Sprintf("%s at %.1fs", l.Name, l.At))
 		}
 		m.pipe.Aggregator().Degraded("agents lost (" + strings.Join(names, ", ") + ") until their budget moved to the survivors")
+		// A lost agent's requests in flight when it died were never
+		// answered nor counted as failed: they are unfinished, so that
+		// sent = responses + failed + unfinished still holds.
+		for _, l := range st.Lost {
+			if ag := m.pipe.Agent(l.Agent); ag != nil {
+				if acc := ag.Responses + ag.Failed() + ag.Unfinished; ag.Sent > acc {
+					m.pipe.Aggregator().AddLostInFlight(ag.Sent - acc)
+				}
+			}
+		}
 	}
 	for _, ch := range st.Changes {
 		if ch.Reason == "set" {

@@ -151,9 +151,7 @@ func TestClusterRun(t *testing.T) {
 		t.Fatalf("%d agents, sum %v, requests %v", len(agents), sum, rep["requests"])
 	}
 	// Counts: 75000 asked; within 2%.
-	if s := num(t, rep, "sent"); s < 73500 || s > 75000 {
-		t.Fatalf("sent %v of 75000", s)
-	}
+	checkHonest(t, rep, 75000)
 	if num(t, rep, "latency_us", "p99") <= 0 {
 		t.Fatal("no p99")
 	}
@@ -166,7 +164,7 @@ func TestClusterAgentKilled(t *testing.T) {
 	agents := startAgents(t, zk.Addr, 3)
 	out := filepath.Join(t.TempDir(), "r.json")
 	lines := make(chan string, 100)
-	c := startProc(t, lines, "coord", "--zk", zk.Addr, "--agents", "3", "--min-agents", "2",
+	c := startProc(t, lines, "coord", "--zk", zk.Addr, "--agents", "3",
 		"-c", "48", "-r", "15000", "-d", "12s", "--json", out, url)
 	// Kill one agent with SIGKILL 3 s into the test.
 	waitLine(t, lines, " 3.0s]")
@@ -189,11 +187,17 @@ func TestClusterAgentKilled(t *testing.T) {
 	if lost != 1 {
 		t.Fatalf("%d agents reported lost:\n%s", lost, c.log.String())
 	}
-	rps := num(t, rep, "requests") / 12
-	t.Logf("overall %.0f req/s of 15000 with one agent lost", rps)
-	if rps < 13500 {
-		t.Fatalf("overall rate %.0f/s, want within 10%% of 15000", rps)
+	// --min-agents defaults to 1: the test goes on with the survivors
+	// (before, the first loss ended it with exit 1). The lost agent's
+	// share goes unasked from its death to the rebalance (its session
+	// timeout and the next boundary): the fleet still asked most of the
+	// plan; what it sent depends on free CPU, and the verdict says so.
+	asked := num(t, rep, "scheduled")
+	t.Logf("asked %v of 180000 with one agent lost; sent %v", asked, rep["sent"])
+	if asked < 0.85*180000 || asked > 180000 {
+		t.Fatalf("asked %v of the plan's 180000", asked)
 	}
+	checkHonest(t, rep, asked)
 	if !strings.Contains(c.log.String(), "lost at") {
 		t.Fatalf("report does not say the agent was lost:\n%s", c.log.String())
 	}
@@ -213,7 +217,7 @@ func TestClusterStandbyTakesOver(t *testing.T) {
 	// Lose a ZooKeeper node as well: the quorum of two carries on.
 	follower := (ens.Leader() + 1) % 3
 	ens.Servers[follower].Kill()
-	checkTakeover(t, standby, out, 15000)
+	checkTakeover(t, standby, out, 16000)
 }
 
 // A standby started before any test steps aside, so the active
@@ -230,11 +234,11 @@ func TestClusterStandbyStartedFirst(t *testing.T) {
 	active := startProc(t, lines, "coord", "--zk", zk.Addr, "--agents", "2", "-c", "8", "-r", "2000", "-d", "6s", url)
 	waitLine(t, lines, " 1.0s]")
 	active.kill(syscall.SIGKILL)
-	checkTakeover(t, standby, out, 11000)
+	checkTakeover(t, standby, out, 12000)
 }
 
 // checkTakeover waits for the standby to finish the test it took over and
-// checks its report: both agents, at least minRequests responses.
+// checks its report: both agents, the whole plan (asked) accounted for.
 func checkTakeover(t *testing.T, standby *proc, out string, minRequests float64) {
 	t.Helper()
 	if code := standby.wait(t, 60*time.Second); code != 0 {
@@ -244,9 +248,11 @@ func checkTakeover(t *testing.T, standby *proc, out string, minRequests float64)
 		t.Fatalf("standby did not take over:\n%s", standby.log.String())
 	}
 	rep := readReport(t, out)
-	if len(agentsOf(t, rep)) != 2 || num(t, rep, "requests") < minRequests {
-		t.Fatalf("standby's report: %v requests, agents %v", rep["requests"], rep["agents"])
+	if len(agentsOf(t, rep)) != 2 || rep["taken_over_from"] == nil || rep["outcome"] != "completed" {
+		t.Fatalf("standby's report: agents %v, taken over from %v, outcome %v", rep["agents"], rep["taken_over_from"], rep["outcome"])
 	}
+	// The agents ran the whole plan while the coordinators changed.
+	checkHonest(t, rep, minRequests)
 }
 
 func TestClusterBadInput(t *testing.T) {
