@@ -10,7 +10,7 @@ RACE_PKGS := ./proto/... ./engine/... ./report/... ./coord/... ./server/... ./sc
 FUZZTIME ?= 60s
 FUZZTIME_SHORT ?= 3s
 
-.PHONY: help build test race fuzz chaos bench bench-peers bench-rate bench-overhead bench-conns bench-syscalls bench-profile bench-allocs check deps demo clean
+.PHONY: help build test race fuzz chaos bench bench-peers bench-rate bench-overhead bench-conns bench-syscalls bench-profile bench-allocs bench-fleet check deps demo clean
 
 help:
 	@echo "make build        build $(BIN)"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench-conns  10000 connections and a 3-minute RSS soak (goal 5)"
 	@echo "make bench-syscalls  syscalls per request, barrage and wrk (goal 6)"
 	@echo "make bench-profile   where the generator's CPU goes, barrage and wrk (perf, by bucket)"
+	@echo "make bench-fleet  the coordinator against 100 and 1000 simulated agents; its memory over a short and a long test"
 	@echo "make demo         ZooKeeper + target + 2 agents + coordinator: a short stepped test"
 	@echo "make check        gofmt, go vet, and a clean tree after formatting"
 
@@ -79,6 +80,9 @@ bench-syscalls: build
 
 bench-profile: build
 	bash bench/profile.sh
+
+bench-fleet: build deps
+	bash bench/fleet.sh
 
 demo: build deps
 	bash scripts/demo.sh

@@ -33,13 +33,26 @@ A plan file (-f) adds patterns: ramp, steps, spike. Example:
   connections: 64
   pattern: {type: steps, steps: [{duration: 5s, rate: 1000}, {duration: 5s, rate: 5000}]}
 
-Progress goes to stderr once a second, the report to stdout. The report
-shows how busy the event loops were and ends with a verdict: not valid
-when the generator fell behind its schedule, did not hold its connections,
-or was saturated (loops 95% busy or more while requests waited for a
-connection), so its limits are never passed off as the target's.
-Exit status: 0 run completed, 1 could not start (bad URL, target unreachable),
-2 bad flags or plan.`
+Progress goes to stderr once a second, the report to stdout. Responses with a
+status outside --expect-status (default: every code below 400) are errors
+(http_4xx, http_5xx). Requests never answered (in flight at the end, on a
+connection that died, or due and never sent) are measured: their wait is in
+the percentiles as a lower bound. The report ends with a verdict: NOT VALID
+when the target answered nothing, when the generator was saturated (its
+loops 95% busy or more while that cost the measurement), or when its own
+send lateness distorted the latencies; a slow target or a server closing
+connections is never blamed on the generator (see README, "The verdict").
+
+Numbers are checked as plan files are: finite, within bounds, and zero where
+zero makes no sense is an error (-c 0, -d 0), not a default. The soft open-
+file limit is raised to the hard one; a connection count that cannot fit is
+refused, naming the limit.
+
+Exit status: 0 completed (read "valid" in the JSON: a NOT VALID measurement
+still exits 0), 1 could not run or finish (bad or unresolvable URL, target
+unreachable, the target answered nothing), 2 bad flags or plan, 3 thresholds
+failed, 130 interrupted by SIGINT/SIGTERM (a partial report is printed within
+2 s).`
 
 func cmdRun(args []string) int {
 	fs := newFlagSet("run", "[flags] URL", runAbout)
