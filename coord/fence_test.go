@@ -12,6 +12,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/barrage-load/barrage/fleet"
+	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
 )
 
@@ -279,4 +280,58 @@ func TestZooKeeperAuth(t *testing.T) {
 		t.Fatal("a coordinator with another identity ran a test on the fleet's root")
 	}
 	t.Logf("other identity: %v", err)
+}
+
+// TestForgedSnapshot: a snapshot node created under an agent's name before
+// the agent writes it (possible without --zk-auth) is not taken as the
+// agent's: the agent reports it, and the report is NOT VALID with the
+// agent's own count beside what was folded under its name (before, "node
+// exists" was taken as success and the report showed 10 009 677 responses
+// where the target served 9 677).
+func TestForgedSnapshot(t *testing.T) {
+	cl := newCluster(t, 1)
+	done := make(chan *report.Report, 1)
+	go func() {
+		rep, err := cl.coordinate(t, Options{Agents: 1, Plan: cl.plan(t, 200, 2, 4*time.Second)})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rep
+	}()
+	s, err := cl.dial(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := fleet.Paths{Root: cl.root}
+	var test string
+	for deadline := time.Now().Add(20 * time.Second); test == ""; {
+		if b, _, err := s.Conn.Get(ps.Current()); err == nil {
+			test = string(b)
+		} else if time.Now().After(deadline) {
+			t.Fatal("no test")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	id := cl.agents[0].ID()
+	forged := proto.NewStats(true)
+	forged.Seq, forged.Start, forged.End = 2, 2*time.Second, 3*time.Second
+	forged.Sent, forged.Responses, forged.Scheduled = 10_000_000, 10_000_000, 10_000_000
+	forged.Status[200] = 10_000_000
+	_ = forged.Latency.RecordValues(100, 10_000_000)
+	b, err := proto.MarshalSnapshot(&proto.Snapshot{Agent: id, Stats: forged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ps.Snap(test, id, 2), b, 0); err != nil {
+		t.Fatalf("forging: %v", err)
+	}
+	rep := <-done
+	if rep == nil {
+		t.Fatal("no report")
+	}
+	why := strings.Join(rep.InvalidReasons, "; ")
+	t.Logf("valid %v: %s; agent status %q", rep.Valid, why, rep.Agents[0].Status)
+	if rep.Valid || !strings.Contains(why, "forged") || !strings.Contains(rep.Agents[0].Status, "forged") {
+		t.Fatalf("a forged snapshot went unnoticed: valid %v, reasons %q, status %q", rep.Valid, why, rep.Agents[0].Status)
+	}
 }
