@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 )
 
@@ -62,7 +63,29 @@ func main() {
 		fmt.Fprintf(os.Stderr, "barrage: unknown command %q (want run, target, agent, coord, set, report or version; see barrage --help)\n", name)
 		os.Exit(exitBadInput)
 	}
-	os.Exit(cmd(os.Args[2:]))
+	os.Exit(profiled(func() int { return cmd(os.Args[2:]) }))
+}
+
+// profiled runs fn with a CPU profile written to $BARRAGE_CPUPROFILE when
+// it is set (a development aid: `make bench-fleet` profiles the
+// coordinator this way).
+func profiled(fn func() int) int {
+	path := os.Getenv("BARRAGE_CPUPROFILE")
+	if path == "" {
+		return fn()
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "barrage: BARRAGE_CPUPROFILE: %v\n", err)
+		return fn()
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(os.Stderr, "barrage: BARRAGE_CPUPROFILE: %v\n", err)
+		return fn()
+	}
+	defer pprof.StopCPUProfile()
+	return fn()
 }
 
 // buildCommit is the commit `make build` passes with
