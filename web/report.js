@@ -126,5 +126,5 @@
       s.appendChild(ul);
     }
   }
-  window.barrageReport = { data, rendered: true, charts: charts.charts.length };
+  window.barrageReport = { data, rendered: true, plots: charts.charts };
 })();
