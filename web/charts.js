@@ -24,7 +24,7 @@
     return (+v.toFixed(1)) + " s";
   }
   function fmtPct(p) {
-    if (p == null) return "–";
+    if (p == null || !isFinite(p)) return "–";
     if (p >= 99) return p.toFixed(Math.min(6, Math.max(1, Math.ceil(-Math.log10(100 - p)) + 1))).replace(/0+$/, "").replace(/\.$/, "") + "%";
     return Math.round(p) + "%";
   }
@@ -57,6 +57,15 @@
           ctx.restore();
         }],
       },
+    };
+  }
+
+  // A log scale with nothing to show (no responses yet, all zeros) has
+  // no range of its own: uPlot's axes then fail, so give it one.
+  function logScale() {
+    return {
+      distr: 3, log: 10,
+      range: (u, lo, hi) => (lo == null || hi == null || !(lo > 0) || !(hi > 0)) ? [1, 1000] : uPlot.rangeLog(lo, hi, 10, true),
     };
   }
 
@@ -134,7 +143,7 @@
       const box = el("div", { class: "chart", id: "chart-" + c.id, "data-chart": c.id });
       root.appendChild(box);
       const scales = { x: { time: false } };
-      scales.y = c.log ? { distr: 3, log: 10 } : { range: (u, lo, hi) => [Math.min(0, lo || 0), hi > 0 ? hi * 1.08 : 1] };
+      scales.y = c.log ? logScale() : { range: (u, lo, hi) => [Math.min(0, lo || 0), hi > 0 ? hi * 1.08 : 1] };
       const axes = [timeAxis(), { values: (u, vs) => vs.map(c.fmt), size: 70 }];
       const series = [{ label: "t", value: (u, v) => fmtSec(v) }];
       c.series.forEach((s, i) => {
@@ -143,7 +152,7 @@
         if (s.scale) {
           ser.scale = s.scale;
           if (!scales[s.scale]) {
-            scales[s.scale] = { distr: 3, log: 10 };
+            scales[s.scale] = logScale();
             axes.push({ scale: s.scale, side: 1, values: (u, vs) => vs.map(s.fmt), size: 70, grid: { show: false } });
           }
         }
@@ -164,8 +173,12 @@
     ];
     const spectrum = new uPlot({
       title: "Percentile spectrum of the whole run" + (o.live ? " so far" : ""), width: width(), height: o.height || 240,
-      scales: { x: { time: false, distr: 3, log: 10 }, y: { distr: 3, log: 10 } },
-      axes: [{ values: (u, vs) => vs.map(v => fmtPct(100 * (1 - 1 / v))) }, { values: (u, vs) => vs.map(fmtUs), size: 70 }],
+      scales: { x: Object.assign(logScale(), { time: false }), y: logScale() },
+      // Ticks at 0%, 90%, 99%, 99.9%, ...: one per decade of 1/(1-p).
+      axes: [{
+        splits: u => { const out = []; const hi = u.scales.x.max || 10; for (let x = 1; x <= hi * 1.0001; x *= 10) out.push(x); return out; },
+        values: (u, vs) => vs.map(v => (v >= 1 ? fmtPct(100 * (1 - 1 / v)) : "")),
+      }, { values: (u, vs) => vs.map(fmtUs), size: 70 }],
       series: sseries,
     }, [[], [], []], sbox);
 
