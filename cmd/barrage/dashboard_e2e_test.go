@@ -482,5 +482,34 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	b.mu.Unlock()
 	b.check(t, "HTML report")
+
+	// Sections the report's JSON may carry (thresholds, per-request-name
+	// rows) are drawn when present: the same file with them spliced in.
+	page2, err := os.ReadFile(htmlPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := strings.Replace(string(page2), `{"report":{`, `{"report":{"thresholds":[{"metric":"p99","limit_us":10000,"passed":false},{"metric":"errors","limit":0,"passed":true}],"requests_by_name":{"login":{"requests":5,"p99_us":1200}},`, 1)
+	if extra == string(page2) {
+		t.Fatal("the HTML report's data block does not start as expected")
+	}
+	extraPath := filepath.Join(dir, "extra.html")
+	if err := os.WriteFile(extraPath, []byte(extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.run(t, 10*time.Second, chromedp.Navigate("file://"+extraPath), chromedp.WaitReady("#extra-thresholds"))
+	type extraView struct {
+		Failed int    `json:"failed"`
+		Rows   int    `json:"rows"`
+		Names  string `json:"names"`
+	}
+	ev := eval[extraView](t, b, `(() => ({
+	  failed: document.querySelectorAll("#extra-thresholds tr.fail").length,
+	  rows: document.querySelectorAll("#extra-thresholds tr").length - 1,
+	  names: (document.querySelector("#extra-requests_by_name") || {}).textContent || "" }))()`)
+	if ev.Rows != 2 || ev.Failed != 1 || !strings.Contains(ev.Names, "login") {
+		t.Fatalf("extra sections: %+v", ev)
+	}
+	b.check(t, "HTML report with thresholds")
 	t.Logf("whole test %s", time.Since(started).Round(time.Millisecond))
 }
