@@ -50,6 +50,11 @@ type Options struct {
 	Allow *Allowlist
 	// Log receives one line per event worth telling; nil discards.
 	Log io.Writer
+	// OnInterval, if set, also receives each interval this agent
+	// publishes (merged over its loops) with its test's plan, on the
+	// engine's collector: it must not block and must not keep s (the
+	// metrics endpoint hangs here).
+	OnInterval func(plan *proto.Plan, s *proto.Stats)
 }
 
 // Agent is one load agent.
@@ -64,6 +69,8 @@ type Agent struct {
 	// registered is closed once the first registration is done.
 	registered chan struct{}
 	regOnce    sync.Once
+	// test is the test running now ("" when idle), for Ready.
+	test string
 }
 
 func (a *Agent) logf(format string, args ...any) {
@@ -165,6 +172,39 @@ func (a *Agent) session() *fleet.Session {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.sess
+}
+
+// Ready says whether the agent can take a test now: nil when it is
+// registered under a session that is connected and it runs no test;
+// otherwise why not (/readyz).
+func (a *Agent) Ready() error {
+	a.mu.Lock()
+	s, id, test := a.sess, a.id, a.test
+	a.mu.Unlock()
+	switch {
+	case s == nil || id == "":
+		return errors.New("not registered with ZooKeeper")
+	case s.IsExpired():
+		return errors.New("ZooKeeper session expired: registering again")
+	case s.Down() > 0:
+		return fmt.Errorf("ZooKeeper unreachable for %s", s.Down().Round(time.Millisecond))
+	case test != "":
+		return fmt.Errorf("running test %s", test)
+	}
+	return nil
+}
+
+// Running is the test the agent runs now ("" when idle).
+func (a *Agent) Running() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.test
+}
+
+func (a *Agent) setTest(test string) {
+	a.mu.Lock()
+	a.test = test
+	a.mu.Unlock()
 }
 
 // Close ends the session, which removes the registration.

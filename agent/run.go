@@ -123,6 +123,12 @@ func (a *Agent) runTest(ctx context.Context, s *fleet.Session, id string, asg *f
 	r := &run{a: a, s: s, id: id, test: test, cancel: cancel, dir: dir}
 	pub := newPublisher(a, s, test, id, dir, asg.Plan.Open())
 	opts.OnInterval = pub.publish
+	if fn := a.o.OnInterval; fn != nil {
+		plan := &asg.Plan
+		opts.OnInterval = func(st *proto.Stats) { pub.publish(st); fn(plan, st) }
+	}
+	a.setTest(test)
+	defer a.setTest("")
 	var readied atomic.Bool
 	opts.Ready = func(ctx context.Context) (time.Time, error) {
 		readied.Store(true)

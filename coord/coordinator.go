@@ -101,6 +101,11 @@ type Options struct {
 	// OnEvent, if set, receives every event (steps, changes, agents lost,
 	// stops) on the poll loop's goroutine.
 	OnEvent func(e report.Event)
+	// OnAgents, if set, receives the agents' rows after every merged
+	// interval, on the poll loop's goroutine (the dashboard's table): the
+	// report's rows without what only the end knows (final results,
+	// missing intervals). The slice is the callee's.
+	OnAgents func(rows []report.Agent)
 	// AbandonGrace: see the constant; zero takes it.
 	AbandonGrace time.Duration
 }
@@ -261,4 +266,31 @@ func (c *Coordinator) cleanup() {
 		_ = c.s.Conn.Delete(c.dirs[i], -1) // fails, harmlessly, when not empty
 	}
 	c.dirs = nil
+}
+
+// agentRows are the agents' rows so far (for Options.OnAgents): figures
+// from the merged intervals, budget, and whether the agent was lost.
+// Intervals expected are those closed so far.
+func (m *monitor) agentRows() []report.Agent {
+	open := m.st.Plan.Open()
+	next := m.pipe.Next()
+	rows := make([]report.Agent, 0, len(m.st.Agents))
+	for _, a := range m.st.Agents {
+		row := report.Agent{Name: a.Name, Host: a.Host, Status: "ok", Expected: next}
+		if b, ok := m.budgets[a.ID]; ok {
+			row.Budget = b.Describe(open)
+		}
+		if ag := m.pipe.Agent(a.ID); ag != nil {
+			m.pipe.Aggregator().FillAgent(&row, ag.Stats())
+			for _, r := range ag.Received {
+				row.Received += max(0, min(r[1], next-1)-r[0]+1)
+			}
+		}
+		if l := m.lostAt(a.ID); l >= 0 {
+			row.Lost, row.LostAt = true, l.Seconds()
+			row.Status = fmt.Sprintf("LOST at %.1fs", l.Seconds())
+		}
+		rows = append(rows, row)
+	}
+	return rows
 }

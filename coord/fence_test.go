@@ -167,9 +167,11 @@ func TestStandbyRace(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		go func() { _, _ = sb.Run(ctx) }()
+		sbDone := make(chan struct{})
+		go func() { defer close(sbDone); _, _ = sb.Run(ctx) }()
 		_, err = cl.coordinate(t, Options{Agents: 1, Plan: cl.plan(t, 200, 1, time.Second)})
 		cancel()
+		<-sbDone // Close after Run returns, as the command line does
 		sb.Close()
 		if err != nil {
 			t.Fatalf("trial %d: %v", i, err)

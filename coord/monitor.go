@@ -82,6 +82,9 @@ func (m *monitor) hook() {
 		if fn := m.c.o.OnInterval; fn != nil {
 			fn(iv, agents, of)
 		}
+		if fn := m.c.o.OnAgents; fn != nil {
+			fn(m.agentRows())
+		}
 	})
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what barrage's tests and benchmarks need, only when missing:
-#   install-deps.sh [zookeeper] [wrk] [nginx]     (default: zookeeper)
+#   install-deps.sh [zookeeper] [wrk] [nginx] [chromium]     (default: zookeeper)
+# chromium is Debian's headless-capable browser, for the dashboard's and
+# the HTML report's browser tests (driven with chromedp).
 # Debian packages, as root, no service is started (zookeeper, not zookeeperd).
 set -euo pipefail
 
@@ -13,7 +15,8 @@ for w in "${want[@]}"; do
     zookeeper) [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper) ;;
     wrk)       command -v wrk >/dev/null 2>&1 || missing+=(wrk) ;;
     nginx)     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx) ;;
-    *) echo "install-deps.sh: unknown dependency '$w' (want zookeeper, wrk, nginx)" >&2; exit 2 ;;
+    chromium)  command -v chromium >/dev/null 2>&1 || missing+=(chromium) ;;
+    *) echo "install-deps.sh: unknown dependency '$w' (want zookeeper, wrk, nginx, chromium)" >&2; exit 2 ;;
   esac
 done
 if ! command -v java >/dev/null 2>&1; then

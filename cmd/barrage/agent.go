@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/barrage-load/barrage/agent"
+	"github.com/barrage-load/barrage/dashboard"
 	"github.com/barrage-load/barrage/engine"
 	"github.com/barrage-load/barrage/fleet"
+	"github.com/barrage-load/barrage/metrics"
 	"github.com/barrage-load/barrage/proto"
 )
 
@@ -47,6 +51,8 @@ func cmdAgent(args []string) int {
 	maxConns := fs.Int("max-connections", proto.DefaultAgentMaxConnections, "the most connections this agent accepts in a budget")
 	allow := fs.StringArray("allow-target", nil, "targets this agent may load: host, IP or CIDR, each with an optional :port; repeatable or comma-separated (default: loopback only)")
 	quiet := fs.BoolP("quiet", "q", false, "no event log on stderr")
+	httpAddr := fs.String("http", "", "serve /metrics (Prometheus), /healthz (alive) and /readyz (registered, connected and idle) on ADDR (a bare port = 127.0.0.1:PORT; 0.0.0.0:PORT for probes from outside)")
+	zkWait := fs.Duration("zk-wait", 0, "at start, keep trying to reach ZooKeeper and register for this long (/readyz answers 503 meanwhile); 0 gives up at once (exit 1)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -87,11 +93,43 @@ func cmdAgent(args []string) int {
 	if *cores > 0 {
 		cpus = cpus[:*cores]
 	}
+	if *zkWait < 0 {
+		fmt.Fprintln(os.Stderr, "barrage agent: --zk-wait must be >= 0")
+		return exitBadInput
+	}
 	o := agent.Options{ZK: *zkHosts, Root: *root, Name: *name, CPUs: cpus, StateDir: *stateDir, Auth: auth, Caps: caps, Allow: al}
 	if !*quiet {
 		o.Log = os.Stderr
 	}
-	a, err := agent.New(o)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// --http: metrics from this agent's own intervals, and the probes. It
+	// serves before the agent registers, so /readyz can say it has not.
+	var cur atomic.Pointer[agent.Agent]
+	if *httpAddr != "" {
+		addr, err := dashboard.ParseAddr(*httpAddr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "barrage agent: --http: %v\n", err)
+			return exitBadInput
+		}
+		feed := metrics.NewFeed(func() bool { a := cur.Load(); return a != nil && a.Running() != "" })
+		o.OnInterval = feed.Interval
+		srv, err := dashboard.Start(dashboard.Options{Addr: addr, Metrics: metrics.Handler(feed), Ready: func() error {
+			if a := cur.Load(); a != nil {
+				return a.Ready()
+			}
+			return errors.New("not registered with ZooKeeper yet")
+		}})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "barrage agent: %v\n", err)
+			return exitNoStart
+		}
+		defer srv.Close(time.Second)
+		if !*quiet {
+			fmt.Fprintf(os.Stderr, "barrage agent: serving %smetrics, /healthz and /readyz\n", srv.URL())
+		}
+	}
+	a, err := newAgent(ctx, o, *zkWait)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "barrage agent: %v\n", err)
 		if errors.Is(err, fleet.ErrBadRoot) || errors.Is(err, fleet.ErrBadName) {
@@ -99,17 +137,33 @@ func cmdAgent(args []string) int {
 		}
 		return exitNoStart
 	}
+	cur.Store(a)
 	defer a.Close()
 	if auth == nil {
 		warnOpen("agent")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if err := a.Run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "barrage agent: %v\n", err)
 		return exitNoStart
 	}
 	return exitOK
+}
+
+// newAgent makes the agent (it connects and registers), retrying for up
+// to wait while ZooKeeper cannot be reached.
+func newAgent(ctx context.Context, o agent.Options, wait time.Duration) (*agent.Agent, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		a, err := agent.New(o)
+		if err == nil || !errors.Is(err, fleet.ErrZooKeeper) || time.Now().After(deadline) {
+			return a, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // checkCaps checks --max-rate and --max-connections.

@@ -57,6 +57,8 @@ func cmdCoord(args []string) int {
 	name := fs.String("name", "", "this coordinator's name in reports and logs (default coord-PID)")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file (- = stdout)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress lines")
+	var vf viewFlags
+	vf.register(fs)
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -74,6 +76,13 @@ func cmdCoord(args []string) int {
 	}
 	if *agents < 1 || *minAgents < 1 || *minAgents > *agents {
 		fmt.Fprintf(os.Stderr, "barrage coord: want --agents >= 1 and 1 <= --min-agents <= --agents, got %d and %d\n", *agents, *minAgents)
+		return exitBadInput
+	}
+	if code := vf.check("coord"); code >= 0 {
+		return code
+	}
+	if plan == nil && (vf.http != "" || vf.html != "") {
+		fmt.Fprintln(os.Stderr, "barrage coord: --http and --html need the plan (a standby without one learns it only when it takes over)")
 		return exitBadInput
 	}
 	auth, code := readZKAuth("coord", *zkAuth)
@@ -96,6 +105,17 @@ func cmdCoord(args []string) int {
 	if *quiet {
 		o.Log = io.Discard
 	}
+	// The dashboard's recorder hangs on the merged stream: its callbacks
+	// run on the coordinator's poll goroutine and copy what they keep.
+	var ctl coordControl
+	vw, vcode := vf.start("coord", plan, true, &ctl)
+	if vcode >= 0 {
+		return vcode
+	}
+	defer vw.close()
+	if vw.rec != nil {
+		o.OnInterval, o.OnEvent, o.OnAgents = vw.rec.Interval, vw.rec.Event, vw.rec.Agents
+	}
 	c, err := coord.New(o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "barrage coord: %v\n", err)
@@ -104,6 +124,7 @@ func cmdCoord(args []string) int {
 		}
 		return exitNoStart
 	}
+	ctl.set(c)
 	defer c.Close()
 	if auth == nil {
 		warnOpen("coord")
@@ -111,7 +132,12 @@ func cmdCoord(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := c.Run(ctx)
+	htmlFailed := false
 	if rep != nil {
+		if werr := vw.finish(rep); werr != nil {
+			fmt.Fprintf(os.Stderr, "barrage coord: %v\n", werr)
+			htmlFailed = true
+		}
 		if werr := writeReport(rep, *jsonOut); werr != nil {
 			fmt.Fprintf(os.Stderr, "barrage coord: %v\n", werr)
 			return exitNoStart
@@ -121,6 +147,9 @@ func cmdCoord(args []string) int {
 		fmt.Fprintf(os.Stderr, "barrage coord: %v\n", err)
 	}
 	if err == nil && rep != nil {
+		if htmlFailed && rep.ExitCode() == exitOK {
+			return exitNoStart
+		}
 		return rep.ExitCode()
 	}
 	return coordExit(err)

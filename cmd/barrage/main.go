@@ -94,6 +94,10 @@ func profiled(fn func() int) int {
 // git worktree, whose .git is a file the go command does not look for).
 var buildCommit string
 
+// buildVersion is the version `make dist` passes (git describe) with
+// -ldflags "-X main.buildVersion=..."; it wins over the module's.
+var buildVersion string
+
 // version says which build this is: the module version and the VCS commit
 // ("devel" and "commit unknown" when neither was recorded) and the Go
 // release. A bug report quoting it names the exact source.
@@ -102,6 +106,9 @@ func version() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if mv := bi.Main.Version; mv != "" && mv != "(devel)" {
 			v = mv
+		}
+		if buildVersion != "" {
+			v = buildVersion
 		}
 		for _, s := range bi.Settings {
 			switch s.Key {

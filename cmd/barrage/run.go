@@ -61,6 +61,8 @@ func cmdRun(args []string) int {
 	cores := fs.Int("cores", 0, "event loops, one per CPU, taken from the allowed CPU set (0 = all allowed)")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file (- = stdout, and the text report goes to stderr)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress lines")
+	var vf viewFlags
+	vf.register(fs)
 	debugStats := fs.Bool("debug-stats", false, "print the Go heap allocations per response and the GC cycles of the steady state (after the first interval) on stderr")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -68,6 +70,9 @@ func cmdRun(args []string) int {
 	plan, err := lf.build(fs, fs.Args())
 	if err != nil {
 		return planError("run", err)
+	}
+	if code := vf.check("run"); code >= 0 {
+		return code
 	}
 	opts, err := engine.FromPlan(plan)
 	if err != nil {
@@ -106,6 +111,14 @@ func cmdRun(args []string) int {
 	if err != nil {
 		return planError("run", err)
 	}
+	vw, vcode := vf.start("run", plan, false, r)
+	if vcode >= 0 {
+		return vcode
+	}
+	defer vw.close()
+	if vw.rec != nil {
+		r.With(vw.rec.Attach)
+	}
 	var steady *runtimeStats
 	if *debugStats {
 		r.With(func(p *pipeline.Pipeline) {
@@ -143,6 +156,10 @@ func cmdRun(args []string) int {
 	code := rep.ExitCode()
 	if ctx.Err() != nil && r.Stopped() == "" {
 		code = exitInterrupted
+	}
+	if err := vw.finish(rep); err != nil {
+		fmt.Fprintf(os.Stderr, "barrage run: %v\n", err)
+		code = exitNoStart
 	}
 	if err := writeReport(rep, *jsonOut); err != nil {
 		fmt.Fprintf(os.Stderr, "barrage run: %v\n", err)
