@@ -82,11 +82,15 @@ func (s *Source) Position(field string, line, col int) (fline, fcol int, ok bool
 	}
 	switch n.Style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
+		// The block's indentation is its first non-blank line's: a
+		// later line's extra spaces are content.
 		fline = n.Line + line
 		indent := 0
-		if fline-1 < len(s.lines) {
-			l := s.lines[fline-1]
-			indent = len(l) - len(strings.TrimLeft(l, " "))
+		for i := n.Line; i < len(s.lines); i++ {
+			if l := s.lines[i]; strings.TrimSpace(l) != "" {
+				indent = len(l) - len(strings.TrimLeft(l, " "))
+				break
+			}
 		}
 		return fline, indent + col, true
 	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:

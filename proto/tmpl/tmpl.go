@@ -275,11 +275,17 @@ func Compile(src string, env *Env, ctx Context) (*Program, error) {
 	}
 	for ps.pos < len(src) {
 		i := strings.Index(src[ps.pos:], "{{")
+		end := ps.pos + i
 		if i < 0 {
-			ps.p.addLit(src[ps.pos:])
+			end = len(src)
+		}
+		if err := ps.checkOutput(ps.pos, src[ps.pos:end], "the text"); err != nil {
+			return nil, err
+		}
+		ps.p.addLit(src[ps.pos:end])
+		if i < 0 {
 			break
 		}
-		ps.p.addLit(src[ps.pos : ps.pos+i])
 		ps.pos += i
 		if err := ps.action(); err != nil {
 			return nil, err
@@ -522,11 +528,16 @@ func (ps *parser) randString(head token, args []token) error {
 	return nil
 }
 
-// checkOutput refuses bytes the context cannot carry.
+// checkOutput refuses bytes the context cannot carry; the error points at
+// the first (in literal text) or at the string that holds it.
 func (ps *parser) checkOutput(off int, s, what string) error {
 	for i := 0; i < len(s); i++ {
 		if !ps.ctx.Allows(s[i]) {
-			return ps.errAt(off, "%s has byte %q, which a %s cannot carry", what, s[i], ps.ctx)
+			at := off
+			if what == "the text" {
+				at = off + i
+			}
+			return ps.errAt(at, "%s has byte %q, which a %s cannot carry", what, s[i], ps.ctx)
 		}
 	}
 	return nil

@@ -137,6 +137,8 @@ func TestCompileErrors(t *testing.T) {
 		{`{{"x y"}}`, Path, 1, 3, "cannot carry"},
 		{`{{"x`, Body, 1, 3, "not closed"},
 		{`{{"\n"}}`, Body, 1, 4, "escapes"},
+		{"/a b/{{seq}}", Path, 1, 3, "the text has byte ' '"},
+		{"v\r\nX-Evil: 1", Header, 1, 2, "cannot carry"},
 	} {
 		_, err := Compile(tc.src, users, tc.ctx)
 		if tc.want == "" {
