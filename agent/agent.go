@@ -26,6 +26,7 @@ import (
 	"github.com/barrage-load/barrage/engine"
 	"github.com/barrage-load/barrage/fleet"
 	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/request"
 )
 
 // Options configure an agent.
@@ -50,6 +51,11 @@ type Options struct {
 	Allow *Allowlist
 	// Log receives one line per event worth telling; nil discards.
 	Log io.Writer
+	// HeaderFiles are headers whose values this agent reads from its own
+	// files (--header-file): set on every request of every test it runs,
+	// over the plan's, and read again whenever a file changes (a rotated
+	// credential that never travels through ZooKeeper).
+	HeaderFiles []request.HeaderFile
 }
 
 // Agent is one load agent.

@@ -597,6 +597,10 @@ func checkExpectStatus(codes []int) error {
 	return nil
 }
 
+// CheckHeaders checks header names and values as a plan's are checked (a
+// live header change's, read from ZooKeeper).
+func CheckHeaders(h map[string]string) error { return checkHeaders(h) }
+
 // checkHeaders applies the rules proto/http1's encoder enforces, so a plan
 // that passes here is one the engine can send (the coordinator, which
 // never links the engine, checks with the same rules).
