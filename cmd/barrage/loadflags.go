@@ -33,6 +33,7 @@ type loadFlags struct {
 	targets        string
 	secret         []string
 	headerFiles    []string
+	raw            bool
 	// oneBox is set for `run`: the whole plan runs on this machine, so
 	// it must also fit one box's caps (proto.Caps).
 	oneBox bool
@@ -58,6 +59,7 @@ func (lf *loadFlags) register(fs *pflag.FlagSet) {
 	fs.IntSliceVar(&lf.expectStatus, "expect-status", nil, "status codes that count as success, e.g. 200,429 (default: every code below 400)")
 	fs.Uint64Var(&lf.seed, "seed", 0, "seed of the random picks and values (the same seed draws the same requests again; 0 = pick one, shown in the report)")
 	fs.StringVar(&lf.targets, "targets", "", "vegeta targets file (METHOD URL, header lines, @body-file, a blank line between targets): a mix of equal weights")
+	fs.BoolVar(&lf.raw, "raw", false, "send the request's headers and body as written: {{...}} is no variable")
 	fs.StringArrayVar(&lf.secret, "secret-header", nil, "a header whose value is a secret, redacted in reports and logs like Authorization (repeatable)")
 	lf.oneBox = fs.Name() == "run"
 	if lf.oneBox {
@@ -172,6 +174,9 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	}
 	if fs.Changed("seed") {
 		p.Seed = lf.seed
+	}
+	if fs.Changed("raw") {
+		p.Raw = lf.raw
 	}
 	if p.Seed == 0 {
 		p.Seed = newSeed()
