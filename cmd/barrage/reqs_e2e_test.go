@@ -647,3 +647,35 @@ func TestSteadyStateAllocationsMix(t *testing.T) {
 		t.Fatalf("%d GC cycles in the steady state", gcs)
 	}
 }
+
+// TestAgentHeaderFile: an agent's --header-file sets the header on every
+// request of the test it runs (the value never travels through
+// ZooKeeper: the coordinator runs without --zk-auth) and a change of the
+// file is in force at once.
+func TestAgentHeaderFile(t *testing.T) {
+	zk := zktest.Start(t)
+	ng := startNginx(t)
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	os.WriteFile(tok, []byte("Bearer AGENT-ONE\n"), 0o600)
+	ag := startProc(t, nil, "agent", "--zk", zk.Addr, "--name", "agentA", "--cores", "1", "--header-file", "Authorization="+tok)
+	lines := make(chan string, 100)
+	c := startProc(t, lines, "coord", "--zk", zk.Addr, "--agents", "1", "-c", "4", "-r", "1000", "-d", "5s", ng.url)
+	waitLine(t, lines, " 2.0s]")
+	os.WriteFile(tok, []byte("Bearer AGENT-TWO\n"), 0o600)
+	if code := c.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("coord exit %d:\n%s", code, c.log.String())
+	}
+	time.Sleep(200 * time.Millisecond)
+	seen := map[string]int{}
+	for _, l := range ng.lines(t) {
+		seen[l.Auth]++
+	}
+	if seen["Bearer AGENT-ONE"] < 1000 || seen["Bearer AGENT-TWO"] < 1000 || len(seen) != 2 {
+		t.Fatalf("nginx saw %v", seen)
+	}
+	log := ag.log.String() + c.log.String()
+	if !strings.Contains(log, "header Authorization changed in its file") || strings.Contains(log, "AGENT-ONE") || strings.Contains(log, "AGENT-TWO") {
+		t.Fatalf("agent and coordinator logs:\n%s", log)
+	}
+}
