@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -186,6 +185,3 @@ func clip(s string) string {
 	}
 	return s
 }
-
-// errorf is a plan error (exit 2) with fmt's verbs.
-func errorf(format string, a ...any) error { return proto.BadPlanf("%s", fmt.Sprintf(format, a...)) }
