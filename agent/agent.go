@@ -26,6 +26,7 @@ import (
 	"github.com/barrage-load/barrage/engine"
 	"github.com/barrage-load/barrage/fleet"
 	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/request"
 )
 
 // Options configure an agent.
@@ -55,6 +56,11 @@ type Options struct {
 	// engine's collector: it must not block and must not keep s (the
 	// metrics endpoint hangs here).
 	OnInterval func(plan *proto.Plan, s *proto.Stats)
+	// HeaderFiles are headers whose values this agent reads from its own
+	// files (--header-file): set on every request of every test it runs,
+	// over the plan's, and read again whenever a file changes (a rotated
+	// credential that never travels through ZooKeeper).
+	HeaderFiles []request.HeaderFile
 }
 
 // Agent is one load agent.

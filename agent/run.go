@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"github.com/barrage-load/barrage/engine"
 	"github.com/barrage-load/barrage/fleet"
 	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/request"
 )
 
 func mustJSON(v any) []byte {
@@ -33,14 +35,41 @@ func decodeHead(b []byte, v any) error {
 	return json.Unmarshal(b, v)
 }
 
+// localHeaders reads the agent's --header-file values.
+func (a *Agent) localHeaders() (map[string]string, error) {
+	out := map[string]string{}
+	for _, h := range a.o.HeaderFiles {
+		v, err := h.Read()
+		if err != nil {
+			return nil, err
+		}
+		out[h.Name] = v
+	}
+	return out, nil
+}
+
+// withLocal returns the plan with the agent's own header values set on
+// every request (they win over the plan's and over live changes).
+func withLocal(p *proto.Plan, local map[string]string) *proto.Plan {
+	if len(local) == 0 {
+		return p
+	}
+	q := p.Clone()
+	for k, v := range local {
+		q.SetHeader(k, v)
+	}
+	return q
+}
+
 // check applies the agent's own rules to a decoded assignment: its caps
 // and its target allowlist (on the address the target resolves to). It
-// returns the engine's options.
-func (a *Agent) check(asg *fleet.Assignment) (engine.Options, error) {
+// reads the plan's data files from this box (its slice of them) and
+// compiles the requests. It returns the engine's options.
+func (a *Agent) check(asg *fleet.Assignment, local map[string]string) (engine.Options, error) {
 	if err := asg.Budget.Validate(&asg.Plan, a.o.Caps); err != nil {
 		return engine.Options{}, err
 	}
-	opts, err := engine.FromPlan(&asg.Plan)
+	opts, err := engine.FromBudget(withLocal(&asg.Plan, local), &asg.Budget)
 	if err != nil {
 		return engine.Options{}, err
 	}
@@ -69,6 +98,11 @@ type run struct {
 	fenceMu sync.Mutex
 	fenced  string
 	stopped string
+	// mixMu guards the requests in force and the agent's own header
+	// values (live changes and header files come from two goroutines).
+	mixMu sync.Mutex
+	mix   *request.Mix
+	local map[string]string
 }
 
 // fence stops the run at once: the agent can no longer confirm it may
@@ -100,7 +134,11 @@ func (r *run) fencedWhy() string {
 func (a *Agent) runTest(ctx context.Context, s *fleet.Session, id string, asg *fleet.Assignment) string {
 	test := asg.Test
 	a.logf("assigned test %s (epoch %d): %s", test, asg.Epoch, asg.Budget.Describe(asg.Plan.Open()))
-	opts, err := a.check(asg)
+	local, err := a.localHeaders()
+	var opts engine.Options
+	if err == nil {
+		opts, err = a.check(asg, local)
+	}
 	if err != nil {
 		a.logf("test %s: refused: %v", test, err)
 		a.ack(s, test, id, fleet.Ack{Version: asg.Version, Error: "refused: " + err.Error()})
@@ -120,7 +158,7 @@ func (a *Agent) runTest(ctx context.Context, s *fleet.Session, id string, asg *f
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r := &run{a: a, s: s, id: id, test: test, cancel: cancel, dir: dir}
+	r := &run{a: a, s: s, id: id, test: test, cancel: cancel, dir: dir, mix: opts.Mix, local: local}
 	pub := newPublisher(a, s, test, id, dir, asg.Plan.Open())
 	opts.OnInterval = pub.publish
 	if fn := a.o.OnInterval; fn != nil {
@@ -142,9 +180,10 @@ func (a *Agent) runTest(ctx context.Context, s *fleet.Session, id string, asg *f
 	}
 	r.eng = eng
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); r.keepLease(runCtx) }()
 	go func() { defer wg.Done(); r.follow(runCtx, asg) }()
+	go func() { defer wg.Done(); r.watchHeaders(runCtx) }()
 	res, err := eng.Run(runCtx)
 	cancel()
 	wg.Wait()
@@ -293,6 +332,9 @@ func (r *run) follow(ctx context.Context, first *fleet.Assignment) {
 	a, s := r.a, r.s
 	epoch, version := first.Epoch, first.Version
 	prepared := map[int]*fleet.Assignment{}
+	// mixes holds a prepared change's requests when its plan changed a
+	// header (nil: the requests stay).
+	mixes := map[int]*request.Mix{}
 	var stopW, asgW, actW fleet.Watch
 	for ctx.Err() == nil {
 		if data, _, err := stopW.Get(s.Conn, a.p.Stop(r.test)); err == nil {
@@ -310,13 +352,19 @@ func (r *run) follow(ctx context.Context, first *fleet.Assignment) {
 			case asg.Epoch < epoch:
 				a.logf("test %s: ignored change %d from an older leadership (epoch %d < %d)", r.test, asg.Version, asg.Epoch, epoch)
 			default:
-				if err := asg.Budget.Validate(&asg.Plan, a.o.Caps); err != nil {
+				err := asg.Budget.Validate(&asg.Plan, a.o.Caps)
+				var mix *request.Mix
+				if err == nil {
+					mix, err = r.prepareMix(&first.Plan, &asg.Plan)
+				}
+				if err != nil {
 					a.logf("test %s: refused change %d: %v", r.test, asg.Version, err)
 					a.ack(s, r.test, r.id, fleet.Ack{Version: asg.Version, Error: "refused: " + err.Error()})
 					break
 				}
 				epoch = asg.Epoch
 				prepared[asg.Version] = asg
+				mixes[asg.Version] = mix
 				saveAssignment(r.dir, asg)
 				a.ack(s, r.test, r.id, fleet.Ack{Version: asg.Version})
 			}
@@ -326,10 +374,14 @@ func (r *run) follow(ctx context.Context, first *fleet.Assignment) {
 			if err == nil && act.Version > version && act.Epoch >= epoch {
 				if asg := prepared[act.Version]; asg != nil {
 					err := r.eng.Apply(act.At, asg.Budget.Schedule, asg.Budget.Phase)
+					if mix := mixes[act.Version]; mix != nil && err == nil {
+						err = r.setMix(act.At, mix)
+					}
 					version = act.Version
 					for v := range prepared {
 						if v <= version {
 							delete(prepared, v)
+							delete(mixes, v)
 						}
 					}
 					ack := fleet.Ack{Version: version, At: time.Now().UnixNano()}
@@ -367,8 +419,107 @@ func saveJSON(path string, v any) {
 
 // saveAssignment keeps the latest assignment (plan, budget, the test's
 // schedule) beside the snapshots: `barrage report --state-dir` needs it.
+// Secret header values are redacted: the report needs none.
 func saveAssignment(dir string, asg *fleet.Assignment) {
-	saveJSON(filepath.Join(dir, "assignment.json"), asg)
+	c := *asg
+	c.Plan = *asg.Plan.RedactedCopy()
+	saveJSON(filepath.Join(dir, "assignment.json"), &c)
+}
+
+// prepareMix checks a change's plan against the first: only header values
+// may differ (the schedule travels in the budget). When they do, it
+// returns the requests rebuilt with them (the agent's own header values
+// still win); nil when the requests stay.
+func (r *run) prepareMix(first, next *proto.Plan) (*request.Mix, error) {
+	if !sameButHeaders(first, next) {
+		return nil, proto.BadPlanf("a live change may change the schedule and header values only, not the rest of the plan")
+	}
+	r.mixMu.Lock()
+	defer r.mixMu.Unlock()
+	if r.mix == nil {
+		return nil, nil
+	}
+	p := withLocal(next, r.local)
+	if headersEqual(r.mix.Plan(), p) {
+		return nil, nil
+	}
+	return r.mix.Rebuild(p)
+}
+
+// setMix puts a rebuilt mix in force from at (time since the start).
+func (r *run) setMix(at time.Duration, m *request.Mix) error {
+	r.mixMu.Lock()
+	defer r.mixMu.Unlock()
+	if err := r.eng.SetMix(at, m); err != nil {
+		return err
+	}
+	r.mix = m
+	return nil
+}
+
+// watchHeaders re-reads the agent's header files and puts a changed value
+// in force at once (this agent's alone: nothing goes through ZooKeeper).
+func (r *run) watchHeaders(ctx context.Context) {
+	a := r.a
+	r.mixMu.Lock()
+	current := map[string]string{}
+	for k, v := range r.local {
+		current[k] = v
+	}
+	r.mixMu.Unlock()
+	request.Watch(ctx, a.o.HeaderFiles, current, request.DefaultWatchEvery, func(name, value string) {
+		r.mixMu.Lock()
+		defer r.mixMu.Unlock()
+		if r.mix == nil {
+			return
+		}
+		m, err := r.mix.WithHeader(name, value)
+		if err == nil {
+			err = r.eng.SetMix(0, m)
+		}
+		if err != nil {
+			a.logf("test %s: header %s from its file: not changed: %v", r.test, name, err)
+			return
+		}
+		r.mix = m
+		r.local[name] = value
+		a.logf("test %s: header %s changed in its file: in force now", r.test, name)
+	}, func(err error) { a.logf("test %s: %v (the value in force stays)", r.test, err) })
+}
+
+// sameButHeaders reports whether two plans differ in header values at
+// most.
+func sameButHeaders(a, b *proto.Plan) bool {
+	strip := func(p *proto.Plan) []byte {
+		q := p.Clone()
+		q.Headers = nil
+		for i := range q.Requests {
+			q.Requests[i].Headers = nil
+		}
+		js, _ := json.Marshal(q)
+		return js
+	}
+	return bytes.Equal(strip(a), strip(b))
+}
+
+// headersEqual reports whether two plans send the same headers.
+func headersEqual(a, b *proto.Plan) bool {
+	am, bm := a.Mix(), b.Mix()
+	if len(am) != len(bm) {
+		return false
+	}
+	for i := range am {
+		x, y := a.RequestHeaders(&am[i]), b.RequestHeaders(&bm[i])
+		if len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			if y[k] != v {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // FinishTimeout bounds the end of a test's writes to ZooKeeper (the last

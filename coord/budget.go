@@ -70,10 +70,28 @@ func Budgets(segs []proto.Segment, cores []int, caps []proto.Caps) (out []proto.
 		sum += weights[i]
 	}
 	out = make([]proto.Budget, n)
+	var acc float64
 	for i := range out {
 		out[i].Weight = weights[i] / sum
 		out[i].Phase = float64(i) / float64(n)
 		out[i].Schedule = make([]proto.Segment, len(segs))
+		// Agent i of n: its own random stream and {{seq}} class, and its
+		// slice of the data files in proportion to its weight. Each slice
+		// starts where the previous one ends (the same float), the last
+		// at 1: disjoint, and every row someone's.
+		out[i].Part, out[i].Parts = i, n
+		from := acc
+		acc += weights[i]
+		to := acc / sum
+		if i == n-1 {
+			to = 1
+		}
+		if i > 0 {
+			from = out[i-1].Data.To
+		} else {
+			from = 0
+		}
+		out[i].Data = &proto.Slice{From: from, To: to}
 	}
 	for j, g := range segs {
 		split := Split(g.Connections, weights, true)

@@ -3,6 +3,7 @@ package coord
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/barrage-load/barrage/live"
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
+	reqmix "github.com/barrage-load/barrage/request"
 	"github.com/barrage-load/barrage/schedule"
 )
 
@@ -40,6 +42,14 @@ func (m *monitor) checkConfig(ctx context.Context, w *fleet.Watch) {
 	if cfg.Connections != m.st.Connections {
 		ch.Connections = cfg.Connections
 	}
+	for k, v := range cfg.Headers {
+		if m.st.Headers[k] != v {
+			if ch.Headers == nil {
+				ch.Headers = map[string]string{}
+			}
+			ch.Headers[k] = v
+		}
+	}
 	if _, err := m.liveChange(ctx, ch, asked); err != nil {
 		c.logf("live change refused: %v", err)
 	}
@@ -68,7 +78,11 @@ func (m *monitor) liveChange(ctx context.Context, ch live.Change, asked time.Tim
 			return 0, fmt.Errorf("%w: %d connections are fewer than the %d agents", ErrBadValue, ch.Connections, len(m.alive()))
 		}
 	}
-	if !setRate && !setConns {
+	plan, hdrs, err := m.headerChange(ch.Headers)
+	if err != nil {
+		return 0, err
+	}
+	if !setRate && !setConns && plan == nil {
 		return 0, nil
 	}
 	var what []string
@@ -80,11 +94,29 @@ func (m *monitor) liveChange(ctx context.Context, ch live.Change, asked time.Tim
 		conns = ch.Connections
 		what = append(what, fmt.Sprintf("%d connections", conns))
 	}
+	what = append(what, hdrs...)
 	at := m.boundaryAfter(m.since() + ChangeLead)
-	eff := schedule.Edit(m.st.Schedule, at, setRate, ch.Rate, conns)
-	at, err := m.apply(ctx, ch.Reason, strings.Join(what, ", "), eff, asked)
+	eff := m.st.Schedule
+	if setRate || setConns {
+		eff = schedule.Edit(m.st.Schedule, at, setRate, ch.Rate, conns)
+	}
+	old := m.st.Plan
+	if plan != nil {
+		// apply assigns st.Plan: the new headers travel with the budgets.
+		m.st.Plan = *plan
+	}
+	at, err = m.apply(ctx, ch.Reason, strings.Join(what, ", "), eff, asked)
 	if err != nil {
+		m.st.Plan = old
 		return 0, err
+	}
+	if plan != nil {
+		if m.st.Headers == nil {
+			m.st.Headers = map[string]string{}
+		}
+		for k, v := range ch.Headers {
+			m.st.Headers[k] = v
+		}
 	}
 	if setRate {
 		m.st.Rate = ch.Rate
@@ -107,7 +139,8 @@ func (m *monitor) serve(ctx context.Context, r request) {
 	}
 	at, err := m.liveChange(ctx, *r.change, time.Now())
 	if err == nil {
-		cfg := mustJSON(fleet.LiveConfig{Rate: m.st.Rate, Connections: m.st.Connections, SetAt: time.Now().UnixNano(), Reason: r.change.Reason})
+		cfg := mustJSON(fleet.LiveConfig{Rate: m.st.Rate, Connections: m.st.Connections, Headers: m.st.Headers,
+			SetAt: time.Now().UnixNano(), Reason: r.change.Reason})
 		if werr := m.c.fenced(opSet(m.c.p.Config(m.st.ID), cfg, m.cfgVer)); werr == nil {
 			m.cfgVer++
 			m.st.CfgVersion = m.cfgVer
@@ -144,6 +177,14 @@ func (m *monitor) apply(ctx context.Context, reason, label string, eff []proto.S
 		return 0, fmt.Errorf("no agent left")
 	}
 	budgets, short := Budgets(eff, cores(alive), caps(alive))
+	for j, a := range alive {
+		// An agent keeps the data slice and the part of the fleet it
+		// started with: its data is loaded and its streams drawn (a lost
+		// agent's rows go unused).
+		if b, ok := m.budgets[a.ID]; ok {
+			budgets[j].Data, budgets[j].Part, budgets[j].Parts = b.Data, b.Part, b.Parts
+		}
+	}
 	st.Version++
 	v := st.Version
 	for j, a := range alive {
@@ -226,4 +267,37 @@ func (m *monitor) checkApplied() {
 		keep = append(keep, ch)
 	}
 	m.changes = keep
+}
+
+// headerChange checks a live header change against the test: a secret
+// header only under --zk-auth (it travels in the assignments), every
+// value compiled against the plan's data files. It returns the plan with
+// the headers set on every request (nil when nothing changes) and what
+// changed, for the report, with secret values redacted.
+func (m *monitor) headerChange(h map[string]string) (*proto.Plan, []string, error) {
+	if len(h) == 0 {
+		return nil, nil, nil
+	}
+	p := m.st.Plan.Clone()
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var what []string
+	for _, k := range names {
+		if p.IsSecret(k) && m.c.o.Auth == nil {
+			return nil, nil, fmt.Errorf("%w: header %s is a secret: it travels through ZooKeeper only under --zk-auth (this coordinator has none)", ErrBadValue, k)
+		}
+		p.SetHeader(k, h[k])
+		what = append(what, "header "+k+": "+p.Redacted(k, h[k]))
+	}
+	p.Normalize()
+	if err := p.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadValue, err)
+	}
+	if err := reqmix.Check(p, nil); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadValue, err)
+	}
+	return p, what, nil
 }

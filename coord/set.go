@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -26,6 +27,11 @@ type SetOptions struct {
 	Rate float64
 	// Connections is the new total connection count; 0 leaves it.
 	Connections int
+	// Headers are set on every request of the test (a rotated
+	// credential); a secret one (proto.IsSecretHeader, or one the test's
+	// plan marks secret) only under Auth, on a test whose nodes are
+	// closed to others.
+	Headers map[string]string
 	// Wait is how long to wait for the agents to apply it (0: don't).
 	Wait time.Duration
 }
@@ -45,15 +51,25 @@ type SetResult struct {
 }
 
 // CheckSet checks a live change's values the way plans are checked.
-func CheckSet(rate float64, conns int) error {
+func CheckSet(rate float64, conns int, headers ...map[string]string) error {
 	if !math.IsNaN(rate) && (math.IsInf(rate, 0) || rate < 0 || rate > proto.MaxRate) {
 		return fmt.Errorf("%w: --rate %g is not in [0, %g]", ErrBadValue, rate, proto.MaxRate)
 	}
 	if conns < 0 || conns > proto.MaxConnections {
 		return fmt.Errorf("%w: --connections %d is not in [1, %d]", ErrBadValue, conns, proto.MaxConnections)
 	}
-	if math.IsNaN(rate) && conns == 0 {
-		return fmt.Errorf("%w: give --rate and/or --connections", ErrBadValue)
+	nh := 0
+	for _, h := range headers {
+		nh += len(h)
+		if err := proto.CheckHeaders(h); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadValue, err)
+		}
+	}
+	if nh > fleet.MaxLiveHeaders {
+		return fmt.Errorf("%w: %d headers, more than %d", ErrBadValue, nh, fleet.MaxLiveHeaders)
+	}
+	if math.IsNaN(rate) && conns == 0 && nh == 0 {
+		return fmt.Errorf("%w: give --rate, --connections and/or -H", ErrBadValue)
 	}
 	return nil
 }
@@ -61,7 +77,7 @@ func CheckSet(rate float64, conns int) error {
 // Set writes a new live config for a running test with a compare-and-swap
 // on the config znode's version, then waits for the agents to apply it.
 func Set(ctx context.Context, o SetOptions) (*SetResult, error) {
-	if err := CheckSet(o.Rate, o.Connections); err != nil {
+	if err := CheckSet(o.Rate, o.Connections, o.Headers); err != nil {
 		return nil, err
 	}
 	if o.Root == "" {
@@ -119,6 +135,23 @@ func Set(ctx context.Context, o SetOptions) (*SetResult, error) {
 	if o.Connections > 0 && (o.Connections < alive || (capConns > 0 && o.Connections > capConns)) {
 		return nil, fmt.Errorf("%w: --connections %d is not between the %d agents and what their --max-connections allow together (%d)", ErrBadValue, o.Connections, alive, capConns)
 	}
+	// A secret travels through ZooKeeper only where no one else reads it:
+	// under --zk-auth, into nodes that are this identity's alone (a test
+	// started without --zk-auth has open nodes: its agents' assignments
+	// would carry the secret to anyone).
+	for k := range o.Headers {
+		if !st.Plan.IsSecret(k) {
+			continue
+		}
+		if o.Auth == nil {
+			return nil, fmt.Errorf("%w: header %s is a secret: it travels through ZooKeeper only under --zk-auth (give the coordinator's and agents' --zk-auth FILE)", ErrBadValue, k)
+		}
+		for _, node := range []string{p.Config(test), p.Test(test)} {
+			if err := closedToOthers(s, node); err != nil {
+				return nil, fmt.Errorf("%w: header %s is a secret and %v", ErrBadValue, k, err)
+			}
+		}
+	}
 	b, stat, err := s.Conn.Get(p.Config(test))
 	if err != nil {
 		return nil, fmt.Errorf("coord: cannot read the config of test %s: %w", test, err)
@@ -132,6 +165,20 @@ func Set(ctx context.Context, o SetOptions) (*SetResult, error) {
 	}
 	if o.Connections > 0 {
 		cfg.Connections = o.Connections
+	}
+	for k, v := range o.Headers {
+		if cfg.Headers == nil {
+			cfg.Headers = map[string]string{}
+		}
+		for old := range cfg.Headers {
+			if strings.EqualFold(old, k) {
+				delete(cfg.Headers, old)
+			}
+		}
+		cfg.Headers[k] = v
+	}
+	if len(cfg.Headers) > fleet.MaxLiveHeaders {
+		return nil, fmt.Errorf("%w: the test would have %d live headers, more than %d", ErrBadValue, len(cfg.Headers), fleet.MaxLiveHeaders)
 	}
 	cfg.Reason = "set"
 	cfg.SetAt = time.Now().UnixNano()
@@ -191,4 +238,23 @@ func Set(ctx context.Context, o SetOptions) (*SetResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// closedToOthers checks that no one but this session's identity can read
+// node: fleet's CheckACL refuses a node others may write; a secret also
+// needs one no one else may read.
+func closedToOthers(s *fleet.Session, node string) error {
+	if err := s.CheckACL(node); err != nil {
+		return err
+	}
+	acl, _, err := s.Conn.GetACL(node)
+	if err != nil {
+		return fmt.Errorf("cannot read the ACL of %s: %w", node, err)
+	}
+	for _, a := range acl {
+		if a.Scheme == "world" || a.Scheme == "anyone" {
+			return fmt.Errorf("%w: %s is readable by anyone (the test was started without --zk-auth)", fleet.ErrOpenACL, node)
+		}
+	}
+	return nil
 }

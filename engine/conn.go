@@ -11,9 +11,11 @@ import (
 )
 
 // inflight is one request on the wire: when it was meant to go (open model)
-// and when it went, both in ns since the engine's epoch.
+// and when it went, both in ns since the engine's epoch, and which request
+// of the mix it is.
 type inflight struct {
 	intended, sent int64
+	req            int
 }
 
 // conn is one connection slot of a loop. It outlives the TCP connections
@@ -59,13 +61,13 @@ type conn struct {
 
 func (c *conn) free() int { return len(c.ring) - c.n }
 
-// push records a request sent now.
-func (c *conn) push(intended, sent int64) {
+// push records request req of the mix, sent now.
+func (c *conn) push(intended, sent int64, req int) {
 	i := c.head + c.n
 	if i >= len(c.ring) {
 		i -= len(c.ring)
 	}
-	c.ring[i] = inflight{intended, sent}
+	c.ring[i] = inflight{intended, sent, req}
 	c.n++
 }
 

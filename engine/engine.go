@@ -20,6 +20,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/barrage-load/barrage/proto"
+	reqmix "github.com/barrage-load/barrage/request"
 	"github.com/barrage-load/barrage/schedule"
 )
 
@@ -75,7 +76,19 @@ type Engine struct {
 	// float: the one loop runs unlocked, kept on its CPU by the process's
 	// affinity mask alone (see Run).
 	float bool
+	// unixNS is the epoch's wall-clock time (Unix ns): a loop's now plus
+	// it is a request's send time for {{now_ms}}.
+	unixNS int64
+	// The mix in force (mixCur) and the one that takes over at mixAt
+	// (time since the start; SetMix), under mu; mixVersion counts
+	// changes for the loops to follow.
+	mixCur, mixNext *reqmix.Mix
+	mixAt           time.Duration
+	mixVersion      uint64
 }
+
+// neverAt is a time no run reaches.
+const neverAt = time.Duration(1<<63 - 1)
 
 // lease is the window, in ns since the epoch, in which the engine may
 // send: until when, and since when it holds (tokens due before it was
@@ -107,7 +120,8 @@ func New(o Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{opts: o, epoch: time.Now(), sched: schedule.New(o.Schedule),
-		halt: make(chan struct{}), changed: make(chan struct{}, 1)}
+		halt: make(chan struct{}), changed: make(chan struct{}, 1), mixCur: o.Mix, mixAt: neverAt}
+	e.unixNS = e.epoch.UnixNano()
 	e.open = e.sched.Open()
 	e.phases = []phaseChange{{phase: o.Phase}}
 	bs := schedule.Bounds(&e.sched, o.Interval)
@@ -322,7 +336,16 @@ func (e *Engine) newLoop(i int) *loop {
 	l.checkTask = gnet.RunnableFunc(func(context.Context) error { l.checkTimeouts(); return nil })
 	l.adjustTask = gnet.RunnableFunc(func(context.Context) error { l.adjust(); return nil })
 	l.syncTask = gnet.RunnableFunc(func(context.Context) error { l.resume(); return nil })
-	l.st = proto.NewStats(e.open)
+	if m := e.opts.Mix; m != nil {
+		l.mix, l.rend = m, m.NewRenderer(i, e.nloops)
+		l.perName, l.nreq = m.Named(), m.Len()
+	}
+	l.setMix(l.mix)
+	if l.mix == nil {
+		l.fixed = e.opts.Request
+	}
+	l.nextMixAt = neverAt
+	l.st = l.newStats()
 	l.nextDue.Store(1 << 62)
 	l.cutDue.Store(1 << 62)
 	l.pc.stride, l.pc.idx = uint64(e.nloops), uint64(i)
@@ -715,6 +738,35 @@ func (e *Engine) SetConnections(n int) error {
 		}
 		return segs
 	})
+}
+
+// SetMix puts mix m in force from `at` (time since the run's start; one
+// already past applies at once): each loop renders its requests from then
+// on, keeping its random stream, its {{seq}} and its data cursors. m must
+// be a Rebuild of the run's mix (the same requests: only what they send
+// may change, e.g. a rotated credential). From any goroutine; before Run
+// too.
+func (e *Engine) SetMix(at time.Duration, m *reqmix.Mix) error {
+	if e.opts.Mix == nil || m == nil || m.Len() != e.opts.Mix.Len() || m.Named() != e.opts.Mix.Named() || m.Head() != e.opts.Mix.Head() {
+		return fmt.Errorf("%w: a live change of the requests must keep them (a Rebuild of the run's mix)", ErrBadOptions)
+	}
+	e.mu.Lock()
+	now := time.Duration(0)
+	if e.started {
+		now = time.Since(e.epoch) - time.Duration(e.startNS)
+	}
+	if e.mixNext != nil && e.mixAt <= now {
+		e.mixCur = e.mixNext
+	}
+	if at <= now {
+		e.mixCur, e.mixNext, e.mixAt = m, nil, neverAt
+	} else {
+		e.mixNext, e.mixAt = m, at
+	}
+	e.mixVersion++
+	e.mu.Unlock()
+	e.publish()
+	return nil
 }
 
 // Renew extends the lease (Options.Lease) to until. An agent calls it each

@@ -12,6 +12,7 @@ import (
 
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/proto/http1"
+	reqmix "github.com/barrage-load/barrage/request"
 )
 
 // loop is one gnet event loop pinned to one CPU, with everything it owns:
@@ -82,6 +83,22 @@ type loop struct {
 	// (µs) used to back-fill the corrected histogram.
 	expected  int64
 	firstSend int64
+
+	// The requests (owned by the loop): mix is the mix in force and rend
+	// the loop's renderer; fixed is the one request's bytes when nothing
+	// in it varies (Options.Request without a mix), sent as they are.
+	// nextMix takes over once the run's clock reaches nextMixAt (a live
+	// header change; never when none waits); mixVersion is the engine's
+	// mix version the loop follows. perName: the stats carry per-request
+	// figures.
+	mix        *reqmix.Mix
+	rend       *reqmix.Renderer
+	fixed      []byte
+	nextMix    *reqmix.Mix
+	nextMixAt  time.Duration
+	mixVersion uint64
+	perName    bool
+	nreq       int
 }
 
 // now is the time in ns since the engine's epoch (monotonic).
@@ -299,6 +316,7 @@ func (l *loop) OnClose(gc gnet.Conn, err error) gnet.Action {
 			kind = c.fail
 		}
 		st.Errors[kind] += uint64(c.n)
+		l.failReqs(st, c, kind)
 		l.censor(st, c, now)
 		c.n = 0
 	} else if !c.failSet && !c.srvClose && !c.draining {
@@ -336,10 +354,12 @@ func (l *loop) complete(c *conn, now int64) {
 	f := c.pop()
 	st.Responses++
 	code := c.parser.Status()
-	if code > 0 && code < proto.MaxStatus {
-		st.Status[code]++
-	} else {
-		st.Status[0]++
+	if code <= 0 || code >= proto.MaxStatus {
+		code = 0
+	}
+	st.Status[code]++
+	if l.perName {
+		l.completeReq(st, f, code, now)
 	}
 	if l.open {
 		l.record(st.Latency, now-f.intended)
@@ -349,6 +369,31 @@ func (l *loop) complete(c *conn, now int64) {
 	us := l.clampUS(now - f.sent)
 	_ = st.Latency.RecordValue(us)
 	_ = st.Corrected.RecordCorrectedValue(us, l.expected)
+}
+
+// completeReq records a response in its request's figures: the same
+// latency Stats.Latency records (clamped, but counted as clamped once,
+// there).
+func (l *loop) completeReq(st *proto.Stats, f inflight, code int, now int64) {
+	r := &st.Requests[f.req]
+	r.Responses++
+	r.Status[code]++
+	from := f.sent
+	if l.open {
+		from = f.intended
+	}
+	_ = r.Latency.RecordValue(min(max((now-from)/1000, 0), proto.HistMax))
+}
+
+// failReqs counts the requests in flight on c as failed with kind, in
+// their requests' figures (named mixes).
+func (l *loop) failReqs(st *proto.Stats, c *conn, kind proto.ErrKind) {
+	if !l.perName {
+		return
+	}
+	for i := 0; i < c.n; i++ {
+		st.Requests[c.at(i).req].Errors[kind]++
+	}
 }
 
 func (l *loop) clampUS(ns int64) int64 {
@@ -389,6 +434,9 @@ func (l *loop) censor(st *proto.Stats, c *conn, now int64) {
 			from = f.intended
 		}
 		recordN(st, st.Latency, now-from, 1)
+		if l.perName {
+			_ = st.Requests[f.req].Latency.RecordValue(min(max((now-from)/1000, 0), proto.HistMax))
+		}
 	}
 	st.Censored += uint64(c.n)
 }
@@ -437,10 +485,22 @@ func mulDiv(a, b, c uint64) uint64 {
 	return q
 }
 
-// send appends one request to c's batch.
+// send appends one request to c's batch: the one fixed request, or the
+// mix's next pick rendered in place (no allocation once c.wbuf has room).
 func (l *loop) send(c *conn, intended, now int64) {
-	c.wbuf = append(c.wbuf, l.e.opts.Request...)
-	c.push(intended, now)
+	if time.Duration(now-l.e.startNS) >= l.nextMixAt {
+		l.takeMix()
+	}
+	req := 0
+	if l.fixed != nil {
+		c.wbuf = append(c.wbuf, l.fixed...)
+	} else {
+		c.wbuf, req = l.rend.Append(c.wbuf, l.mix, l.e.unixNS+now)
+	}
+	if l.perName {
+		l.st.Requests[req].Sent++
+	}
+	c.push(intended, now, req)
 	l.st.Sent++
 	if !c.dirty {
 		c.dirty = true
@@ -669,13 +729,25 @@ func (l *loop) start() {
 func (l *loop) syncSchedule() {
 	e := l.e
 	e.mu.Lock()
-	if l.schedVersion == e.version && l.pc.rules != nil {
+	if l.schedVersion == e.version && l.mixVersion == e.mixVersion && l.pc.rules != nil {
 		e.mu.Unlock()
 		return
 	}
 	s := e.sched
 	l.phaseBuf = append(l.phaseBuf[:0], e.phases...)
 	l.schedVersion = e.version
+	if l.mixVersion != e.mixVersion {
+		// A live header change: the mix in force now, and the one to
+		// take over at its instant.
+		l.mixVersion = e.mixVersion
+		if e.mixCur != l.mix {
+			l.setMix(e.mixCur)
+		}
+		l.nextMix, l.nextMixAt = e.mixNext, e.mixAt
+		if e.mixNext == nil {
+			l.nextMixAt = neverAt
+		}
+	}
 	e.mu.Unlock()
 	l.pc.setSchedule(s, l.phaseBuf)
 	if l.started && !l.stopped {
@@ -826,7 +898,13 @@ func (l *loop) unDrain(c *conn) {
 
 func (l *loop) newConn() *conn {
 	c := &conn{l: l, ring: make([]inflight, l.e.opts.Pipeline), pos: len(l.conns), dpos: -1}
-	c.wbuf = make([]byte, 0, len(l.e.opts.Request)*l.e.opts.Pipeline)
+	size := len(l.e.opts.Request)
+	if m := l.e.opts.Mix; m != nil {
+		// A rendered request may be longer than its first rendering: a
+		// little room to spare, then append grows it once.
+		size = m.SizeHint() + m.SizeHint()/4
+	}
+	c.wbuf = make([]byte, 0, size*l.e.opts.Pipeline)
 	l.conns = append(l.conns, c)
 	l.active++
 	return c
@@ -896,6 +974,11 @@ func (l *loop) handoff(seq, step int, start, end time.Duration, final bool) {
 		for _, c := range l.conns {
 			if c.n > 0 {
 				st.Unfinished += uint64(c.n)
+				if l.perName {
+					for i := 0; i < c.n; i++ {
+						st.Requests[c.at(i).req].Unfinished++
+					}
+				}
 				l.censor(st, c, now)
 			}
 		}
@@ -920,8 +1003,33 @@ func (l *loop) fresh() *proto.Stats {
 	case s := <-l.pool:
 		return s
 	default:
-		return proto.NewStats(l.open)
+		return l.newStats()
 	}
+}
+
+// newStats returns empty stats with room for the mix's requests (named
+// mixes): complete and send index them without a check.
+func (l *loop) newStats() *proto.Stats {
+	s := proto.NewStats(l.open)
+	if l.perName {
+		s.SetRequests(l.nreq)
+	}
+	return s
+}
+
+// takeMix puts the waiting mix in force.
+func (l *loop) takeMix() {
+	l.setMix(l.nextMix)
+	l.nextMix, l.nextMixAt = nil, neverAt
+}
+
+// setMix puts m in force: its bytes as they are when nothing varies.
+func (l *loop) setMix(m *reqmix.Mix) {
+	if m == nil {
+		return
+	}
+	l.mix = m
+	l.fixed, _ = m.Static()
 }
 
 // cutAt is the absolute time (ns since epoch) of boundary i, or never for

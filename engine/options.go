@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/barrage-load/barrage/proto"
+	// reqmix: the engine's tests have a helper named request.
+	reqmix "github.com/barrage-load/barrage/request"
 )
 
 // Defaults applied by New to zero Options fields.
@@ -68,8 +70,13 @@ type Options struct {
 	// Addr is the target's host:port.
 	Addr string
 	// Request holds the bytes of one request, sent as they are for every
-	// request (built once by proto/http1.AppendRequest).
+	// request (built once by proto/http1.AppendRequest). Mix, when set,
+	// replaces it.
 	Request []byte
+	// Mix is the requests to send, picked by weight and rendered per
+	// request by each loop (FromPlan builds it). With a named mix the
+	// statistics carry per-request figures (proto.Stats.Requests).
+	Mix *reqmix.Mix
 	// Head is true when Request is a HEAD request (its responses have no
 	// body whatever their headers say).
 	Head bool
@@ -120,8 +127,11 @@ func (o *Options) normalize() error {
 	if o.Addr == "" {
 		return fmt.Errorf("%w: no target address", ErrBadOptions)
 	}
-	if len(o.Request) == 0 {
+	if len(o.Request) == 0 && o.Mix == nil {
 		return fmt.Errorf("%w: no request bytes", ErrBadOptions)
+	}
+	if o.Mix != nil {
+		o.Head = o.Mix.Head()
 	}
 	if len(o.Schedule) == 0 {
 		return fmt.Errorf("%w: empty schedule", ErrBadOptions)

@@ -3,17 +3,23 @@ package engine
 import (
 	"fmt"
 	"net"
-	"sort"
-	"strings"
 
 	"github.com/barrage-load/barrage/proto"
-	"github.com/barrage-load/barrage/proto/http1"
+	reqmix "github.com/barrage-load/barrage/request"
 )
 
-// FromPlan turns a validated plan into engine options: it resolves the
-// target's address once (the loops dial the IP, never DNS) and encodes the
-// request's bytes once.
-func FromPlan(p *proto.Plan) (Options, error) {
+// FromPlan turns a validated plan into engine options for a generator
+// that runs it alone (`barrage run`): every row of its data files, part 0
+// of 1. See FromBudget.
+func FromPlan(p *proto.Plan) (Options, error) { return FromBudget(p, nil) }
+
+// FromBudget turns a validated plan into engine options for the
+// generator whose budget is b (an agent's: its data slice and its part of
+// the fleet; nil: alone). It resolves the target's address once (the
+// loops dial the IP, never DNS), reads the plan's data files from this
+// box and compiles the requests once (reqmix.Build): the loops only
+// render them. Errors in the plan match proto.ErrBadPlan.
+func FromBudget(p *proto.Plan, b *proto.Budget) (Options, error) {
 	u, err := proto.ParseTarget(p.TargetURL)
 	if err != nil {
 		return Options{}, err
@@ -26,32 +32,25 @@ func FromPlan(p *proto.Plan) (Options, error) {
 	if err != nil {
 		return Options{}, fmt.Errorf("engine: cannot resolve %s: %w", u.Host, err)
 	}
-	path := u.EscapedPath()
-	if path == "" {
-		path = "/"
+	ro := reqmix.Options{}
+	if b != nil {
+		ro.Slice, ro.Part, ro.Parts = b.Data, b.Part, b.Parts
 	}
-	if u.RawQuery != "" {
-		path += "?" + u.RawQuery
+	m, err := reqmix.Build(p, ro)
+	if err != nil {
+		return Options{}, err
 	}
-	req := http1.Request{Method: p.Method, Host: u.Host, Path: path, Body: []byte(p.Body)}
-	names := make([]string, 0, len(p.Headers))
-	for k := range p.Headers {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		req.Headers = append(req.Headers, http1.Header{Name: k, Value: p.Headers[k]})
-	}
-	if err := req.Validate(); err != nil {
-		return Options{}, proto.BadPlanf("%v", err)
-	}
-	return Options{
+	o := Options{
 		Addr:           ta.String(),
-		Request:        http1.AppendRequest(nil, &req),
-		Head:           strings.EqualFold(p.Method, "HEAD"),
+		Mix:            m,
+		Head:           m.Head(),
 		Schedule:       p.Schedule(),
 		Pipeline:       p.Pipeline,
 		Timeout:        p.Timeout.D(),
 		ConnectTimeout: p.ConnectTimeout.D(),
-	}, nil
+	}
+	if req, ok := m.Static(); ok {
+		o.Request = req
+	}
+	return o, nil
 }

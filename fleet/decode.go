@@ -183,8 +183,19 @@ func DecodeLiveConfig(b []byte) (*LiveConfig, error) {
 	if c.Connections < 1 || c.Connections > proto.MaxConnections {
 		return nil, bad(kind, "%d connections", c.Connections)
 	}
+	if err := checkLiveHeaders(c.Headers); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadData, kind, err)
+	}
 	c.Reason = Clean(c.Reason, 100)
 	return &c, nil
+}
+
+// checkLiveHeaders checks live headers as a plan's headers are checked.
+func checkLiveHeaders(h map[string]string) error {
+	if len(h) > MaxLiveHeaders {
+		return fmt.Errorf("%d headers, more than %d", len(h), MaxLiveHeaders)
+	}
+	return proto.CheckHeaders(h)
 }
 
 // DecodeTestState reads /tests/ID.
@@ -218,6 +229,9 @@ func DecodeTestState(b []byte) (*TestState, error) {
 	}
 	if err := CheckSchedule(kind, st.Schedule, st.Plan.Duration.D()); err != nil {
 		return nil, err
+	}
+	if err := checkLiveHeaders(st.Headers); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadData, kind, err)
 	}
 	if st.Epoch < 1 || st.Version < 1 || st.MinAgents < 1 || st.StartAt < 0 || st.EndAt < st.StartAt {
 		return nil, bad(kind, "epoch %d, version %d, min agents %d", st.Epoch, st.Version, st.MinAgents)

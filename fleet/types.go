@@ -86,9 +86,15 @@ type Activation struct {
 type LiveConfig struct {
 	Rate        float64 `json:"rate"`
 	Connections int     `json:"connections"`
-	SetAt       int64   `json:"set_at_unix_ns"`
-	Reason      string  `json:"reason"`
+	// Headers are header values set on every request of the test (a
+	// rotated credential); a secret one is written only under --zk-auth.
+	Headers map[string]string `json:"headers,omitempty"`
+	SetAt   int64             `json:"set_at_unix_ns"`
+	Reason  string            `json:"reason"`
 }
+
+// MaxLiveHeaders bounds the headers a live config sets.
+const MaxLiveHeaders = 64
 
 // Test phases.
 const (
@@ -140,6 +146,9 @@ type TestState struct {
 	Schedule    []proto.Segment `json:"schedule"`
 	Rate        float64         `json:"rate"`
 	Connections int             `json:"connections"`
+	// Headers are the live config's headers in force (Plan has them set
+	// on every request too).
+	Headers map[string]string `json:"headers,omitempty"`
 	// CfgVersion is the config znode version the schedule reflects.
 	CfgVersion int32 `json:"cfg_version"`
 	// Changes lists the live changes applied, for the report.

@@ -22,7 +22,11 @@ type Change struct {
 	Rate float64
 	// Connections is the new total connection count; 0 leaves it.
 	Connections int
-	// Reason says who asked: "set", "dashboard", "find", "degrade".
+	// Headers set header values on every request of the test (a rotated
+	// credential); nil leaves them. Their values may hold variables.
+	Headers map[string]string
+	// Reason says who asked: "set", "dashboard", "find", "degrade",
+	// "header-file".
 	Reason string
 }
 

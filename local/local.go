@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/barrage-load/barrage/pipeline"
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
+	"github.com/barrage-load/barrage/request"
 	"github.com/barrage-load/barrage/schedule"
 )
 
@@ -52,6 +54,8 @@ type Runner struct {
 	sched []proto.Segment
 	rate  float64
 	conns int
+	// mix is the requests in force (a header change rebuilds it).
+	mix   *request.Mix
 	start time.Time // zero until the schedule starts
 	// stop says why the run was stopped early ("" if it was not).
 	stop   string
@@ -64,7 +68,7 @@ func New(o Options) (*Runner, error) {
 	if o.Engine.Interval == 0 {
 		o.Engine.Interval = engine.DefaultInterval
 	}
-	r := &Runner{o: o, sched: o.Engine.Schedule, rate: o.Plan.Rate, conns: o.Plan.Connections}
+	r := &Runner{o: o, sched: o.Engine.Schedule, rate: o.Plan.Rate, conns: o.Plan.Connections, mix: o.Engine.Mix}
 	sch := schedule.New(r.sched)
 	r.ends = schedule.IntervalEnds(&sch, o.Engine.Interval)
 	r.pipe = pipeline.New(pipeline.Options{Plan: o.Plan, Schedule: r.sched, Ends: r.ends, Window: 1})
@@ -187,6 +191,12 @@ func (r *Runner) Change(ctx context.Context, ch live.Change) (time.Duration, err
 			return 0, err
 		}
 	}
+	if len(ch.Headers) > 0 {
+		if !setRate && !setConns {
+			return r.changeHeaders(ch)
+		}
+		return 0, proto.BadPlanf("change headers apart from the rate and connections")
+	}
 	if !setRate && !setConns {
 		return 0, nil
 	}
@@ -213,5 +223,42 @@ func (r *Runner) Change(ctx context.Context, ch live.Change) (time.Duration, err
 		}
 	}
 	r.pipe.Emit(report.Event{At: at.Seconds(), Kind: report.EventChange, Text: text})
+	return at, nil
+}
+
+// changeHeaders sets headers on every request from the next interval
+// boundary on: the mix is rebuilt (its data and cursors kept) and handed
+// to the engine for that instant. r.mu is held. The event names the
+// headers and shows no secret value.
+func (r *Runner) changeHeaders(ch live.Change) (time.Duration, error) {
+	if r.mix == nil {
+		return 0, proto.BadPlanf("this run has no request mix to change")
+	}
+	p := r.mix.Plan().Clone()
+	names := make([]string, 0, len(ch.Headers))
+	for k, v := range ch.Headers {
+		p.SetHeader(k, v)
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	p.Normalize()
+	if err := p.Validate(); err != nil {
+		return 0, err
+	}
+	m, err := r.mix.Rebuild(p)
+	if err != nil {
+		return 0, err
+	}
+	at := schedule.NextBoundary(r.ends, r.sinceLocked()+ChangeLead)
+	if err := r.eng.SetMix(at, m); err != nil {
+		return 0, err
+	}
+	r.mix = m
+	var what []string
+	for _, k := range names {
+		what = append(what, "header "+k+": "+p.Redacted(k, ch.Headers[k]))
+	}
+	r.pipe.Emit(report.Event{At: at.Seconds(), Kind: report.EventChange,
+		Text: fmt.Sprintf("%s at %.1fs: %s", ch.Reason, at.Seconds(), strings.Join(what, ", "))})
 	return at, nil
 }

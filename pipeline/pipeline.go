@@ -90,7 +90,7 @@ func New(o Options) *Pipeline {
 	return &Pipeline{
 		o: o, open: open,
 		agg: report.New(report.Options{Target: o.Plan.TargetURL, Schedule: o.Schedule, Pipeline: o.Plan.Pipeline,
-			Open: open, ExpectStatus: o.Plan.ExpectStatus}),
+			Open: open, ExpectStatus: o.Plan.ExpectStatus, Requests: report.RequestInfos(o.Plan), Seed: o.Plan.Seed}),
 		agents:  map[string]*Agent{},
 		pending: map[int]*pending{},
 		late:    map[int]*proto.Stats{},

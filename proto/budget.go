@@ -17,6 +17,15 @@ type Budget struct {
 	// inter-arrival gap, in [0, 1): agent i of N gets i/N, so the fleet's
 	// arrivals are evenly spaced rather than N at once.
 	Phase float64 `json:"phase"`
+	// Data is the agent's slice of every data file not marked shared;
+	// nil: every row (an agent alone, or `barrage run`).
+	Data *Slice `json:"data,omitempty"`
+	// Part and Parts number the agent among the test's agents (0 of 1
+	// when alone): each draws its own random stream from the plan's seed,
+	// and {{seq}} counts in its own residue class, so no two agents
+	// render the same values.
+	Part  int `json:"part,omitempty"`
+	Parts int `json:"parts,omitempty"`
 }
 
 // Validate checks a budget as an agent receives it: the segments must be
@@ -36,6 +45,12 @@ func (b *Budget) Validate(p *Plan, caps Caps) error {
 	}
 	if !(b.Phase >= 0 && b.Phase < 1) {
 		return bad("budget phase %g is not in [0, 1)", b.Phase)
+	}
+	if d := b.Data; d != nil && !(d.From >= 0 && d.From <= d.To && d.To <= 1) {
+		return bad("budget data slice %g to %g is not within [0, 1]", d.From, d.To)
+	}
+	if b.Parts < 0 || b.Parts > 1<<20 || b.Part < 0 || (b.Parts > 0 && b.Part >= b.Parts) || (b.Parts == 0 && b.Part != 0) {
+		return bad("budget part %d of %d", b.Part, b.Parts)
 	}
 	var at time.Duration
 	for i, s := range b.Schedule {

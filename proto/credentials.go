@@ -3,7 +3,6 @@ package proto
 import (
 	"encoding/base64"
 	"net/url"
-	"sort"
 	"strings"
 )
 
@@ -98,14 +97,9 @@ func IsSecretHeader(name string) bool {
 	return false
 }
 
-// SecretHeaders lists the plan's headers whose values are secrets.
-func (p *Plan) SecretHeaders() []string {
-	var out []string
-	for k := range p.Headers {
-		if IsSecretHeader(k) {
-			out = append(out, k)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
+// SecretHeaders lists the headers whose secret values the plan carries
+// (the plan's and its requests'; see IsSecret): such a plan travels
+// through ZooKeeper only under --zk-auth. A value taken whole from a
+// data file ("Bearer {{users.token}}") carries no secret: the file stays
+// on the generators' disks.
+func (p *Plan) SecretHeaders() []string { return p.secretValues() }

@@ -136,6 +136,17 @@ func snapshotSeeds(f *testing.F) {
 				_ = s.Corrected.RecordValue(i * 9)
 			}
 		}
+		if open {
+			// A mix of two requests: per-request counters and histograms.
+			s.SetRequests(2)
+			s.Requests[0].Sent, s.Requests[0].Responses, s.Requests[0].Status[200] = 600, 595, 595
+			s.Requests[1].Sent, s.Requests[1].Responses, s.Requests[1].Status[503] = 400, 395, 10
+			s.Requests[1].Errors[ErrTimeout] = 4
+			for i := int64(1); i < 200; i++ {
+				_ = s.Requests[0].Latency.RecordValue(i * 7)
+				_ = s.Requests[1].Latency.RecordValue(i * 11)
+			}
+		}
 		b, err := MarshalSnapshot(&Snapshot{Agent: "box1", Stats: s, Final: open, FirstSend: time.Unix(1700000000, 5)})
 		if err != nil {
 			f.Fatal(err)
@@ -218,6 +229,16 @@ func FuzzUnmarshalSnapshot(f *testing.F) {
 				t.Fatalf("round trip changed histogram %d", i)
 			}
 		}
+		if len(a.Requests) != len(c.Requests) {
+			t.Fatalf("round trip changed the requests: %d → %d", len(a.Requests), len(c.Requests))
+		}
+		for i := range a.Requests {
+			x, y := &a.Requests[i], &c.Requests[i]
+			if x.Sent != y.Sent || x.Responses != y.Responses || x.Unfinished != y.Unfinished || x.Status != y.Status ||
+				x.Errors != y.Errors || !histSame(x.Latency, y.Latency) {
+				t.Fatalf("round trip changed request %d", i)
+			}
+		}
 	})
 }
 
@@ -233,6 +254,8 @@ var planSeeds = []string{
 	"target_url: http://h/\nrate: .nan\n",
 	"target_url: http://h/\nconnections: 0\n",
 	"target_url: http://h/\nbody: !!binary /wD+\n",
+	"target_url: http://h:81/a\nseed: 7\nheaders: {Authorization: 'Bearer {{u.t}}'}\ndata: {u: {file: /d/u.csv, order: random}}\nrequests:\n  - {name: buy, weight: 3, method: post, path: '/b?x={{randInt 1 5}}', body: '{{seq}}'}\n  - {path: 'http://h:81/c', headers: {X-A: b}, raw: true}\n",
+	`{"target_url": "http://h/", "requests": [{"name": "x", "body_base64": "/wD+"}], "secret_headers": ["X-K"]}`,
 	"",
 }
 

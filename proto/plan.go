@@ -162,6 +162,24 @@ type Plan struct {
 	// means every code below 400. A response with any other code counts
 	// as an error (http_4xx, http_5xx, or other).
 	ExpectStatus []int `json:"expect_status,omitempty" yaml:"expect_status,omitempty"`
+	// Raw sends the plan's one request (method, headers, body) as written:
+	// no variables.
+	Raw bool `json:"raw,omitempty" yaml:"raw,omitempty"`
+	// Requests is a mix: each request is picked by its weight, and the
+	// report breaks its figures down by request name. Top-level method
+	// and headers are every request's defaults; top-level body is then
+	// not allowed.
+	Requests []Request `json:"requests,omitempty" yaml:"requests,omitempty"`
+	// Data are the data files requests draw variables from, by name.
+	Data map[string]Data `json:"data,omitempty" yaml:"data,omitempty"`
+	// Seed seeds every generator's random choices (which request, random
+	// variables, random rows): each event loop of each agent draws from
+	// its own stream derived from it. 0 lets the command pick one (and
+	// show it in the report).
+	Seed uint64 `json:"seed,omitempty" yaml:"seed,omitempty"`
+	// Secret names headers whose values are secrets besides those
+	// IsSecretHeader knows: redacted wherever the plan is shown.
+	Secret []string `json:"secret_headers,omitempty" yaml:"secret_headers,omitempty"`
 }
 
 // planFields is Plan without its JSON methods (so they can call the
@@ -226,18 +244,76 @@ func LoadPlan(path string) (*Plan, error) {
 	if err != nil {
 		return nil, bad("%s: %v", path, err)
 	}
-	if p.BodyFile != "" {
-		bf := p.BodyFile
-		if !filepath.IsAbs(bf) {
-			bf = filepath.Join(filepath.Dir(path), bf)
-		}
-		body, err := os.ReadFile(bf)
-		if err != nil {
-			return nil, bad("%s: body_file: %v", path, err)
-		}
-		p.Body, p.BodyFile = string(body), ""
+	if err := p.resolveFiles(path); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// LoadPlanSource is LoadPlan that also returns where each field lies in
+// the file, for messages that point at a line and a column.
+func LoadPlanSource(path string) (*Plan, *Source, error) {
+	p, err := LoadPlan(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return p, nil, nil
+	}
+	return p, newSource(path, b), nil
+}
+
+// resolveFiles reads body files into bodies and makes data file paths
+// absolute, both relative to the plan file's directory.
+func (p *Plan) resolveFiles(path string) error {
+	rel := func(f string) string {
+		if filepath.IsAbs(f) {
+			return f
+		}
+		return filepath.Join(filepath.Dir(path), f)
+	}
+	read := func(what, f string) (string, error) {
+		body, err := os.ReadFile(rel(f))
+		if err != nil {
+			return "", bad("%s: %s: %v", path, what, err)
+		}
+		if len(body) > MaxPlanBytes {
+			return "", bad("%s: %s %s is larger than %d bytes (a body travels inside the plan)", path, what, f, MaxPlanBytes)
+		}
+		return string(body), nil
+	}
+	if p.BodyFile != "" {
+		if p.Body != "" {
+			return bad("%s: give body or body_file, not both", path)
+		}
+		body, err := read("body_file", p.BodyFile)
+		if err != nil {
+			return err
+		}
+		p.Body, p.BodyFile = body, ""
+	}
+	for i := range p.Requests {
+		r := &p.Requests[i]
+		if r.BodyFile == "" {
+			continue
+		}
+		if r.Body != "" {
+			return bad("%s: request %q: give body or body_file, not both", path, r.Name)
+		}
+		body, err := read(fmt.Sprintf("request %q: body_file", r.Name), r.BodyFile)
+		if err != nil {
+			return err
+		}
+		r.Body, r.BodyFile = body, ""
+	}
+	for k, d := range p.Data {
+		if abs, err := filepath.Abs(rel(d.File)); err == nil {
+			d.File = abs
+			p.Data[k] = d
+		}
+	}
+	return nil
 }
 
 // givenFields are the fields whose explicit zero CheckGiven refuses.
@@ -309,8 +385,11 @@ func kindName(n *yaml.Node) string {
 // words ("field ratez not found in type proto.Plan").
 var goTypes = strings.NewReplacer(
 	" in type proto.Plan", "", " in type proto.Pattern", " in pattern", " in type proto.Step", " in a step",
-	"[]proto.Step", "a list of steps", "proto.Plan", "a plan", "proto.Pattern", "a pattern",
+	" in type proto.Request", " in a request", " in type proto.Data", " in a data file",
+	"[]proto.Step", "a list of steps", "[]proto.Request", "a list of requests", "map[string]proto.Data", "a mapping of data files",
+	"proto.Plan", "a plan", "proto.Pattern", "a pattern", "proto.Request", "a request", "proto.Data", "a data file",
 	"proto.Step", "a step", "proto.Duration", "a duration", "map[string]string", "a mapping", "[]int", "a list of numbers",
+	"[]string", "a list of names",
 )
 
 // yamlMessage makes one line of a YAML decoding error (a TypeError lists
@@ -403,6 +482,7 @@ func (p *Plan) Normalize() {
 		p.ConnectTimeout = Duration(DefaultConnectTimeout)
 	}
 	_ = p.MoveCredentials()
+	p.normalizeRequests()
 	if len(p.Headers) == 0 {
 		p.Headers = nil
 	}
@@ -493,6 +573,9 @@ func (p *Plan) Validate() error {
 	if err := checkExpectStatus(p.ExpectStatus); err != nil {
 		return err
 	}
+	if err := p.validateRequests(); err != nil {
+		return err
+	}
 	if err := p.validatePattern(); err != nil {
 		return err
 	}
@@ -513,6 +596,10 @@ func checkExpectStatus(codes []int) error {
 	}
 	return nil
 }
+
+// CheckHeaders checks header names and values as a plan's are checked (a
+// live header change's, read from ZooKeeper).
+func CheckHeaders(h map[string]string) error { return checkHeaders(h) }
 
 // checkHeaders applies the rules proto/http1's encoder enforces, so a plan
 // that passes here is one the engine can send (the coordinator, which

@@ -45,6 +45,56 @@ type snapshotMeta struct {
 	Open        bool              `json:"open"`
 	Final       bool              `json:"final,omitempty"`
 	FirstSend   int64             `json:"first_send_unix_ns,omitempty"`
+	Requests    []reqMeta         `json:"requests,omitempty"`
+}
+
+// reqMeta is one request's counters in a snapshot.
+type reqMeta struct {
+	Sent       uint64            `json:"sent"`
+	Responses  uint64            `json:"responses"`
+	Unfinished uint64            `json:"unfinished,omitempty"`
+	Status     map[string]uint64 `json:"status,omitempty"`
+	Errors     map[string]uint64 `json:"errors,omitempty"`
+}
+
+func statusMeta(st *[MaxStatus]uint64) map[string]uint64 {
+	var m map[string]uint64
+	for code, n := range st {
+		if n > 0 {
+			if m == nil {
+				m = map[string]uint64{}
+			}
+			m[strconv.Itoa(code)] = n
+		}
+	}
+	return m
+}
+
+func errorsMeta(e *[NumErrKinds]uint64) map[string]uint64 {
+	var m map[string]uint64
+	for k := ErrKind(0); k < NumErrKinds; k++ {
+		if e[k] > 0 {
+			if m == nil {
+				m = map[string]uint64{}
+			}
+			m[k.String()] = e[k]
+		}
+	}
+	return m
+}
+
+// readStatus fills st from a snapshot's status map: only
+// MarshalSnapshot's spelling ("0200" or "+200" beside "200" would add two
+// counts into one code, wrapping uint64 if crafted).
+func readStatus(m map[string]uint64, st *[MaxStatus]uint64) error {
+	for k, n := range m {
+		code, err := strconv.Atoi(k)
+		if err != nil || code < 0 || code >= MaxStatus || strconv.Itoa(code) != k {
+			return fmt.Errorf("%w: status code %q", ErrBadSnapshot, k)
+		}
+		st[code] = n
+	}
+	return nil
 }
 
 // Snapshot is one agent's interval as it travels: the Stats plus who sent
@@ -89,6 +139,11 @@ func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 			m.Shed[k.String()] = s.Shed[k]
 		}
 	}
+	for i := range s.Requests {
+		r := &s.Requests[i]
+		m.Requests = append(m.Requests, reqMeta{Sent: r.Sent, Responses: r.Responses, Unfinished: r.Unfinished,
+			Status: statusMeta(&r.Status), Errors: errorsMeta(&r.Errors)})
+	}
 	js, err := json.Marshal(&m)
 	if err != nil {
 		return nil, err
@@ -113,13 +168,22 @@ func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 
 // Size caps of an encoded snapshot, checked before anything is decoded:
 // snapshot bytes come from znodes that anyone who can write them may
-// craft. The largest honest snapshot is ~550 KB: four histograms of ~133 KB
-// each (every one of the 17 408 buckets counted near 2^53, which does not
-// compress) and a JSON part of ~17 KB (every status code counted at
-// 2^64-1). 1 MiB is also ZooKeeper's default limit for one znode.
+// craft. The largest honest snapshot of one request is ~550 KB: four
+// histograms of ~133 KB each (every one of the 17 408 buckets counted near
+// 2^53, which does not compress) and a JSON part of ~17 KB (every status
+// code counted at 2^64-1). 1 MiB is also ZooKeeper's default limit for
+// one znode.
+//
+// Hazard: a mix adds a histogram and counters per request (up to
+// MaxRequests). An interval's histogram of one request compresses to a
+// few KB (its latencies span a few hundred buckets), and its status codes
+// are a handful, so real mixes fit; one whose every request's latencies
+// fill every bucket, or which sees hundreds of status codes per request in
+// one interval, would not, and its snapshot stays on the agent's disk
+// (barrage report --state-dir reads it).
 const (
 	MaxSnapshotBytes = 1 << 20
-	MaxSnapshotJSON  = 64 << 10
+	MaxSnapshotJSON  = 256 << 10
 )
 
 // part is one of a snapshot's histograms, still encoded, and its tag.
@@ -179,17 +243,27 @@ func splitSnapshot(b []byte) (*Snapshot, bool, []part, error) {
 	for k := ShedKind(0); k < NumShedKinds; k++ {
 		s.Shed[k] = m.Shed[k.String()]
 	}
-	for k, n := range m.Status {
-		// Only MarshalSnapshot's spelling: "0200" or "+200" beside "200"
-		// would add two counts into one code, wrapping uint64 if crafted.
-		code, err := strconv.Atoi(k)
-		if err != nil || code < 0 || code >= MaxStatus || strconv.Itoa(code) != k {
-			return nil, false, parts, fmt.Errorf("%w: status code %q", ErrBadSnapshot, k)
-		}
-		s.Status[code] = n
+	if err := readStatus(m.Status, &s.Status); err != nil {
+		return nil, false, parts, err
 	}
 	for k := ErrKind(0); k < NumErrKinds; k++ {
 		s.Errors[k] = m.Errors[k.String()]
+	}
+	if len(m.Requests) > MaxRequests {
+		return nil, false, parts, fmt.Errorf("%w: %d requests, more than %d", ErrBadSnapshot, len(m.Requests), MaxRequests)
+	}
+	if len(m.Requests) > 0 {
+		s.Requests = make([]RequestStats, len(m.Requests))
+		for i, rm := range m.Requests {
+			r := &s.Requests[i]
+			r.Sent, r.Responses, r.Unfinished = rm.Sent, rm.Responses, rm.Unfinished
+			if err := readStatus(rm.Status, &r.Status); err != nil {
+				return nil, false, parts, err
+			}
+			for k := ErrKind(0); k < NumErrKinds; k++ {
+				r.Errors[k] = rm.Errors[k.String()]
+			}
+		}
 	}
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > maxSnapshotParts {

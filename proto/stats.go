@@ -1,6 +1,8 @@
 package proto
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -137,6 +139,58 @@ type Stats struct {
 	// Lateness is the open model's actual minus intended send time of the
 	// requests the generator could send at once: its own delay.
 	Latency, Service, Corrected, Lateness *hdrhistogram.Histogram
+
+	// Requests are the figures of each request of a named mix
+	// (Plan.Named), by the request's index in the plan; nil otherwise.
+	// They add up to the totals above, except that Latency here holds no
+	// token that was never sent (a request is picked when it is sent).
+	Requests []RequestStats
+}
+
+// RequestStats are one request's figures in a mix: what was sent, how it
+// was answered or failed, and its latency (the same measure as
+// Stats.Latency: from the intended send in the open model, from the
+// actual send in the closed one).
+type RequestStats struct {
+	Sent, Responses, Unfinished uint64
+	Status                      [MaxStatus]uint64
+	// Errors counts the request's failures by kind (never ErrConnect: a
+	// connect fails before any request is picked).
+	Errors  [NumErrKinds]uint64
+	Latency *hdrhistogram.Histogram
+}
+
+// Failed counts the request's failures.
+func (r *RequestStats) Failed() uint64 {
+	var n uint64
+	for _, x := range r.Errors {
+		n += x
+	}
+	return n
+}
+
+// SetRequests makes room for n requests' figures, each with its latency
+// histogram (a loop's stats are sized once, before it sends).
+func (s *Stats) SetRequests(n int) {
+	s.growRequests(n)
+	for i := range s.Requests {
+		if s.Requests[i].Latency == nil {
+			s.Requests[i].Latency = NewHistogram()
+		}
+	}
+}
+
+func (s *Stats) growRequests(n int) {
+	if n <= len(s.Requests) {
+		return
+	}
+	if n <= cap(s.Requests) {
+		s.Requests = s.Requests[:n]
+		return
+	}
+	rs := make([]RequestStats, n)
+	copy(rs, s.Requests)
+	s.Requests = rs
 }
 
 // NewStats returns empty stats with the histograms that model uses.
@@ -156,9 +210,16 @@ func (s *Stats) Open() bool { return s.Lateness != nil }
 
 // Reset zeroes s and keeps its histograms' memory.
 func (s *Stats) Reset() {
-	l, sv, c, la := s.Latency, s.Service, s.Corrected, s.Lateness
-	*s = Stats{Latency: l, Service: sv, Corrected: c, Lateness: la}
+	l, sv, c, la, rs := s.Latency, s.Service, s.Corrected, s.Lateness, s.Requests
+	*s = Stats{Latency: l, Service: sv, Corrected: c, Lateness: la, Requests: rs}
 	for _, h := range []*hdrhistogram.Histogram{l, sv, c, la} {
+		if h != nil {
+			h.Reset()
+		}
+	}
+	for i := range rs {
+		h := rs[i].Latency
+		rs[i] = RequestStats{Latency: h}
 		if h != nil {
 			h.Reset()
 		}
@@ -242,6 +303,20 @@ func (s *Stats) Merge(o *Stats) (dropped int64) {
 	dropped += mergeHist(&s.Service, o.Service)
 	dropped += mergeHist(&s.Corrected, o.Corrected)
 	dropped += mergeHist(&s.Lateness, o.Lateness)
+	s.growRequests(len(o.Requests))
+	for i := range o.Requests {
+		r, x := &s.Requests[i], &o.Requests[i]
+		r.Sent += x.Sent
+		r.Responses += x.Responses
+		r.Unfinished += x.Unfinished
+		for j := range x.Status {
+			r.Status[j] += x.Status[j]
+		}
+		for j := range x.Errors {
+			r.Errors[j] += x.Errors[j]
+		}
+		dropped += mergeHist(&r.Latency, x.Latency)
+	}
 	return dropped
 }
 
@@ -257,6 +332,15 @@ func (s *Stats) Clone() *Stats {
 			*p.dst = p.src.Clone()
 		}
 	}
+	if s.Requests != nil {
+		c.Requests = make([]RequestStats, len(s.Requests))
+		copy(c.Requests, s.Requests)
+		for i := range c.Requests {
+			if h := c.Requests[i].Latency; h != nil {
+				c.Requests[i].Latency = h.Clone()
+			}
+		}
+	}
 	return &c
 }
 
@@ -268,6 +352,8 @@ type taggedHist struct {
 
 // histogramFields are the Stats histograms a snapshot carries, by tag: a
 // new histogram is one more line here (and in Merge, Reset and Clone).
+// Each request of a mix adds its own, tagged "req/<index>/latency" (see
+// reqTag), and carried only when it holds values.
 var histogramFields = []struct {
 	tag string
 	get func(*Stats) **hdrhistogram.Histogram
@@ -286,14 +372,56 @@ func (s *Stats) histograms() []taggedHist {
 			out = append(out, taggedHist{f.tag, h})
 		}
 	}
+	for i := range s.Requests {
+		if h := s.Requests[i].Latency; h != nil && h.TotalCount() > 0 {
+			out = append(out, taggedHist{reqTag(i), h})
+		}
+	}
 	return out
 }
 
-// knowsHistogram reports whether tag names one of the Stats histograms.
-func (s *Stats) knowsHistogram(tag string) bool { return s.histogramFor(tag) != nil }
+// reqTag is the snapshot tag of request i's latency histogram.
+func reqTag(i int) string { return "req/" + strconv.Itoa(i) + "/latency" }
 
-// histogramFor is the field tag names (nil when none does).
+// parseReqTag reads reqTag's spelling alone (no sign, no leading zero:
+// two spellings of one index would merge twice).
+func parseReqTag(tag string) (int, bool) {
+	rest, ok := strings.CutPrefix(tag, "req/")
+	if !ok {
+		return 0, false
+	}
+	num, ok := strings.CutSuffix(rest, "/latency")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(num)
+	if err != nil || i < 0 || i >= MaxRequests || strconv.Itoa(i) != num {
+		return 0, false
+	}
+	return i, true
+}
+
+// knowsHistogram reports whether tag names one of s's histograms: a
+// field's, or that of a request s has figures for.
+func (s *Stats) knowsHistogram(tag string) bool {
+	if i, ok := parseReqTag(tag); ok {
+		return i < len(s.Requests)
+	}
+	for _, f := range histogramFields {
+		if f.tag == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// histogramFor is the field tag names (nil when none does); a request's
+// tag makes room for that request.
 func (s *Stats) histogramFor(tag string) **hdrhistogram.Histogram {
+	if i, ok := parseReqTag(tag); ok {
+		s.growRequests(i + 1)
+		return &s.Requests[i].Latency
+	}
 	for _, f := range histogramFields {
 		if f.tag == tag {
 			return f.get(s)

@@ -215,6 +215,11 @@ type Report struct {
 	Events []Event `json:"events"`
 	// StartSkewMS is the spread of the agents' first send times.
 	StartSkewMS float64 `json:"start_skew_ms,omitempty"`
+	// Seed is the plan's seed: the same seed gives each generator the same
+	// picks and random values again.
+	Seed uint64 `json:"seed,omitempty"`
+	// ByRequest breaks a named mix down by request (see RequestRow).
+	ByRequest []RequestRow `json:"by_request,omitempty"`
 
 	// delayedSends is set when the sends went out late from outside the
 	// generator's loops (verdict rule 4): valid, but the verdict line
@@ -292,6 +297,11 @@ type Options struct {
 	// ExpectStatus is the plan's success set (proto.Plan.ExpectStatus);
 	// empty means every code below 400.
 	ExpectStatus []int
+	// Requests describes a named mix's requests (RequestInfos), in the
+	// plan's order: the report gets a row per request.
+	Requests []RequestInfo
+	// Seed is the plan's seed, shown in the report.
+	Seed uint64
 }
 
 // Aggregator accumulates intervals into totals, steps and a timeline. It
@@ -317,6 +327,8 @@ type Aggregator struct {
 	// degraded says why the load could fall short of the plan through no
 	// fault of the generator's (an agent was lost).
 	degraded string
+	requests []RequestInfo
+	seed     uint64
 }
 
 // stepAcc is one step's merged statistics.
@@ -331,6 +343,7 @@ func New(o Options) *Aggregator {
 		Target: o.Target, Schedule: o.Schedule, Pipeline: o.Pipeline, open: o.Open,
 		expect: NewExpect(o.ExpectStatus),
 		total:  proto.NewStats(o.Open), steps: map[int]*stepAcc{}, notes: map[int]string{},
+		requests: o.Requests, seed: o.Seed,
 	}
 }
 
@@ -511,6 +524,8 @@ func (a *Aggregator) Report(elapsed time.Duration) *Report {
 	}
 	a.describeSchedule(r)
 	r.Steps = a.stepRows(elapsed)
+	r.Seed = a.seed
+	r.ByRequest = a.requestRows(t, elapsed.Seconds())
 	a.judge(r, hits)
 	return r
 }

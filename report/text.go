@@ -110,6 +110,9 @@ func (r *Report) WriteText(out io.Writer) error {
 	if r.LoopBusy > 0 {
 		fmt.Fprintf(&b, "Generator   event loops %.0f%% busy (CPU time over one core per loop)\n", 100*r.LoopBusy)
 	}
+	if r.Seed != 0 {
+		fmt.Fprintf(&b, "Seed        %d (--seed %d draws the same requests and values again)\n", r.Seed, r.Seed)
+	}
 	if r.ServerCloses > 0 {
 		fmt.Fprintf(&b, "Server      closed %s after a complete response (reopened at once)\n",
 			plural(int64(r.ServerCloses), "connection", "connections"))
@@ -144,6 +147,9 @@ func (r *Report) WriteText(out io.Writer) error {
 		fmt.Fprintf(&b, "%s %d", k, r.ErrorKinds[k])
 	}
 	b.WriteString("\n")
+	if len(r.ByRequest) > 0 {
+		r.writeRequests(&b)
+	}
 	if len(r.Steps) > 1 {
 		r.writeSteps(&b)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/barrage-load/barrage/fleet"
 	"github.com/barrage-load/barrage/metrics"
 	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/request"
 )
 
 const agentAbout = `Registers with ZooKeeper as a load agent and runs the tests a coordinator
@@ -37,6 +38,10 @@ Without --zk-auth anyone who can reach ZooKeeper can aim this agent at any
 target its allowlist permits: give --zk-auth FILE (a file holding
 user:password) to every agent, coordinator and set.
 
+Data files: a plan's data files are read from this box, at the path the plan
+names (the coordinator's absolute path): copy them to every agent. Each agent
+keeps its own slice of each file's rows unless the plan marks it shared.
+
 Stops within 2 s on SIGINT/SIGTERM (exit 0).`
 
 func cmdAgent(args []string) int {
@@ -50,6 +55,7 @@ func cmdAgent(args []string) int {
 	maxRate := fs.Float64("max-rate", proto.DefaultAgentMaxRate, "the highest rate (req/s) this agent accepts in a budget")
 	maxConns := fs.Int("max-connections", proto.DefaultAgentMaxConnections, "the most connections this agent accepts in a budget")
 	allow := fs.StringArray("allow-target", nil, "targets this agent may load: host, IP or CIDR, each with an optional :port; repeatable or comma-separated (default: loopback only)")
+	hfiles := fs.StringArray("header-file", nil, "NAME=FILE: set header NAME on every request of every test to FILE's first line, read again whenever FILE changes (a credential kept on this box); repeatable")
 	quiet := fs.BoolP("quiet", "q", false, "no event log on stderr")
 	httpAddr := fs.String("http", "", "serve /metrics (Prometheus), /healthz (alive) and /readyz (registered, connected and idle) on ADDR (a bare port = 127.0.0.1:PORT; 0.0.0.0:PORT for probes from outside)")
 	zkWait := fs.Duration("zk-wait", 0, "at start, keep trying to reach ZooKeeper and register for this long (/readyz answers 503 meanwhile); 0 gives up at once (exit 1)")
@@ -97,7 +103,20 @@ func cmdAgent(args []string) int {
 		fmt.Fprintln(os.Stderr, "barrage agent: --zk-wait must be >= 0")
 		return exitBadInput
 	}
-	o := agent.Options{ZK: *zkHosts, Root: *root, Name: *name, CPUs: cpus, StateDir: *stateDir, Auth: auth, Caps: caps, Allow: al}
+	var headerFiles []request.HeaderFile
+	for _, hf := range *hfiles {
+		h, err := request.ParseHeaderFile(hf)
+		if err == nil {
+			_, err = h.Read()
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "barrage agent: %v\n", err)
+			return exitBadInput
+		}
+		headerFiles = append(headerFiles, h)
+	}
+	o := agent.Options{ZK: *zkHosts, Root: *root, Name: *name, CPUs: cpus, StateDir: *stateDir, Auth: auth, Caps: caps, Allow: al,
+		HeaderFiles: headerFiles}
 	if !*quiet {
 		o.Log = os.Stderr
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/barrage-load/barrage/coord"
 	"github.com/barrage-load/barrage/fleet"
 	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/request"
 )
 
 const coordAbout = `Coordinates a distributed test through ZooKeeper: waits for --agents agents,
@@ -73,6 +74,7 @@ func cmdCoord(args []string) int {
 			return planError("coord", err)
 		}
 		plan = p
+		secretOnCommandLine("coord", plan, lf.literal)
 	}
 	if *agents < 1 || *minAgents < 1 || *minAgents > *agents {
 		fmt.Fprintf(os.Stderr, "barrage coord: want --agents >= 1 and 1 <= --min-agents <= --agents, got %d and %d\n", *agents, *minAgents)
@@ -169,10 +171,18 @@ func coordExit(err error) int {
 }
 
 const setAbout = `Changes a running distributed test: writes the new rate and/or connection
-count with a compare-and-swap on the test's config; the coordinator pushes
-new budgets to every agent, which switch at the same interval boundary (each
+count, or header values, with a compare-and-swap on the test's config; the
+coordinator pushes new budgets (and the plan with the new headers) to every
+agent, which switch at the same interval boundary (a rate or connection
 change is its own step row in the report). Waits until every agent has
 applied it and prints when it took effect.
+
+Headers: -H 'Name: value' sets a header on every request of the test, e.g. a
+rotated credential. A secret's value (Authorization, Proxy-Authorization,
+Cookie, X-API-Key, X-Auth-Token, or a header the plan marks secret) is never
+taken from the command line, where ps shows it: give -H 'Authorization: @-'
+and the value on stdin, -H 'Authorization: @FILE', or --header-file
+Authorization=FILE; it travels through ZooKeeper only under --zk-auth.
 
 Values are checked as plan values are (finite, within bounds, within what the
 agents' caps allow together); a rate cannot be set on a closed-model test.
@@ -180,20 +190,45 @@ Exit status: 0 written (and applied, when waited for), 1 no such test or
 ZooKeeper unreachable, 2 a bad value.`
 
 func cmdSet(args []string) int {
-	fs := newFlagSet("set", "--zk HOSTS [--test ID] [--rate R] [--connections C]", setAbout)
+	fs := newFlagSet("set", "--zk HOSTS [--test ID] [--rate R] [--connections C] [-H 'Name: @-']", setAbout)
 	zkHosts := fs.String("zk", "", "ZooKeeper servers (required)")
 	root := fs.String("zk-root", fleet.DefaultRoot, "znode under which barrage keeps its state")
 	zkAuth := fs.String("zk-auth", "", "file holding \"user:password\" for ZooKeeper digest auth")
 	test := fs.String("test", "", "test ID (default: the running test)")
 	rate := fs.Float64("rate", math.NaN(), "new total rate in requests per second (open-model tests)")
 	conns := fs.Int("connections", 0, "new total connection count")
+	hflags := fs.StringArrayP("header", "H", nil, `"Name: value" set on every request; "Name: @-" reads the value from stdin, "Name: @FILE" from a file (repeatable)`)
+	hfiles := fs.StringArray("header-file", nil, "NAME=FILE: the header's value is FILE's first line (repeatable)")
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the agents to apply it (0 = don't wait)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	if *zkHosts == "" || (!fs.Changed("rate") && !fs.Changed("connections")) {
-		fmt.Fprintln(os.Stderr, "barrage set: give --zk and at least one of --rate R (>= 0) or --connections C (> 0)")
+	if *zkHosts == "" || (!fs.Changed("rate") && !fs.Changed("connections") && len(*hflags) == 0 && len(*hfiles) == 0) {
+		fmt.Fprintln(os.Stderr, "barrage set: give --zk and at least one of --rate R (>= 0), --connections C (> 0), -H 'Name: value' or --header-file NAME=FILE")
 		return exitBadInput
+	}
+	headers, literal, err := headerValues(*hflags, os.Stdin)
+	if err == nil {
+		for _, hf := range *hfiles {
+			h, e := request.ParseHeaderFile(hf)
+			if e == nil {
+				headers[h.Name], e = h.Read()
+			}
+			if e != nil {
+				err = e
+				break
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "barrage set: %v\n", err)
+		return exitBadInput
+	}
+	for _, n := range literal {
+		if proto.IsSecretHeader(n) {
+			fmt.Fprintf(os.Stderr, "barrage set: the value of %s must not be on the command line, where ps shows it: give -H '%s: @-' (stdin), -H '%s: @FILE' or --header-file %s=FILE\n", n, n, n, n)
+			return exitBadInput
+		}
 	}
 	// The same bounds as a plan's, checked before ZooKeeper is touched.
 	if fs.Changed("rate") {
@@ -217,8 +252,11 @@ func cmdSet(args []string) int {
 		}
 		auth = a
 	}
+	if len(headers) == 0 {
+		headers = nil
+	}
 	res, err := coord.Set(context.Background(), coord.SetOptions{
-		ZK: *zkHosts, Root: *root, Auth: auth, Test: *test, Rate: *rate, Connections: *conns, Wait: *wait,
+		ZK: *zkHosts, Root: *root, Auth: auth, Test: *test, Rate: *rate, Connections: *conns, Headers: headers, Wait: *wait,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "barrage set: %v\n", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/request"
 )
 
 // loadFlags are the flags that describe a load: shared by run and coord.
@@ -27,9 +29,19 @@ type loadFlags struct {
 	connectTimeout time.Duration
 	plan           string
 	expectStatus   []int
+	seed           uint64
+	targets        string
+	secret         []string
+	headerFiles    []string
+	raw            bool
 	// oneBox is set for `run`: the whole plan runs on this machine, so
 	// it must also fit one box's caps (proto.Caps).
 	oneBox bool
+
+	// Set by build: the header files to watch (run), and the names given
+	// a literal value with -H.
+	watch   []request.HeaderFile
+	literal []string
 }
 
 func (lf *loadFlags) register(fs *pflag.FlagSet) {
@@ -45,7 +57,14 @@ func (lf *loadFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&lf.connectTimeout, "connect-timeout", proto.DefaultConnectTimeout, "connect timeout")
 	fs.StringVarP(&lf.plan, "plan", "f", "", "plan file (YAML or JSON: target_url, rate, connections, pattern: {type: constant|ramp|steps|spike, ...}); flags given explicitly override it")
 	fs.IntSliceVar(&lf.expectStatus, "expect-status", nil, "status codes that count as success, e.g. 200,429 (default: every code below 400)")
+	fs.Uint64Var(&lf.seed, "seed", 0, "seed of the random picks and values (the same seed draws the same requests again; 0 = pick one, shown in the report)")
+	fs.StringVar(&lf.targets, "targets", "", "vegeta targets file (METHOD URL, header lines, @body-file, a blank line between targets): a mix of equal weights")
+	fs.BoolVar(&lf.raw, "raw", false, "send the request's headers and body as written: {{...}} is no variable")
+	fs.StringArrayVar(&lf.secret, "secret-header", nil, "a header whose value is a secret, redacted in reports and logs like Authorization (repeatable)")
 	lf.oneBox = fs.Name() == "run"
+	if lf.oneBox {
+		fs.StringArrayVar(&lf.headerFiles, "header-file", nil, "NAME=FILE: the header's value is FILE's first line, read again whenever FILE changes (a rotated token); repeatable")
+	}
 }
 
 // errBadURL marks a target URL that cannot be used (exit 1, not 2).
@@ -77,12 +96,13 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 		}
 	}
 	var p proto.Plan
+	var src *proto.Source
 	if lf.plan != "" {
-		lp, err := proto.LoadPlan(lf.plan)
+		lp, s, err := proto.LoadPlanSource(lf.plan)
 		if err != nil {
 			return nil, err
 		}
-		p = *lp
+		p, src = *lp, s
 	}
 	set := func(name string) bool { return lf.plan == "" || fs.Changed(name) }
 	if len(args) > 1 {
@@ -90,6 +110,12 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	}
 	if len(args) == 1 {
 		p.TargetURL = args[0]
+	}
+	if lf.targets != "" {
+		if err := lf.readTargets(&p); err != nil {
+			return nil, err
+		}
+		src = nil // the requests are the targets file's, not the plan's
 	}
 	if p.TargetURL == "" {
 		return nil, proto.BadPlanf("no target URL (give one, e.g. http://127.0.0.1:8080/, or -f plan.yaml)")
@@ -124,16 +150,38 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	if fs.Changed("expect-status") {
 		p.ExpectStatus = lf.expectStatus
 	}
-	for _, h := range lf.headers {
-		name, value, ok := strings.Cut(h, ":")
-		if !ok || strings.TrimSpace(name) == "" {
-			return nil, proto.BadPlanf("header %q is not \"Name: value\"", h)
-		}
-		if p.Headers == nil {
-			p.Headers = map[string]string{}
-		}
-		p.Headers[strings.TrimSpace(name)] = strings.TrimSpace(value)
+	hdrs, literal, err := headerValues(lf.headers, os.Stdin)
+	if err != nil {
+		return nil, err
 	}
+	lf.literal = literal
+	for _, hf := range lf.headerFiles {
+		h, err := request.ParseHeaderFile(hf)
+		if err != nil {
+			return nil, err
+		}
+		v, err := h.Read()
+		if err != nil {
+			return nil, err
+		}
+		hdrs[h.Name] = v
+		lf.watch = append(lf.watch, h)
+	}
+	for name, value := range hdrs {
+		// A header given on the command line is every request's: it
+		// overrides the plan's and the requests' own.
+		p.SetHeader(name, value)
+	}
+	if fs.Changed("seed") {
+		p.Seed = lf.seed
+	}
+	if fs.Changed("raw") {
+		p.Raw = lf.raw
+	}
+	if p.Seed == 0 {
+		p.Seed = newSeed()
+	}
+	p.Secret = append(p.Secret, lf.secret...)
 	if fs.Changed("body") && fs.Changed("body-file") {
 		return nil, proto.BadPlanf("give --body or --body-file, not both")
 	}
@@ -161,6 +209,16 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	// The data files are read here, on this box (run's, or the
+	// coordinator's, which checks what every agent will find at the same
+	// path), and every template compiled: an unknown variable, a missing
+	// file or column is refused now, with its line and column.
+	if err := request.Inspect(&p); err != nil {
+		return nil, err
+	}
+	if err := request.Check(&p, src); err != nil {
+		return nil, err
+	}
 	if lf.oneBox {
 		// The whole plan runs here: one box's connection limit applies
 		// (the rate is bounded by Validate's ceiling).
@@ -169,6 +227,43 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 		}
 	}
 	return &p, nil
+}
+
+// readTargets makes the plan's requests the targets file's (vegeta's
+// format): its first target's URL is the target unless one was given,
+// which must then be of the same origin.
+func (lf *loadFlags) readTargets(p *proto.Plan) error {
+	if len(p.Requests) > 0 {
+		return proto.BadPlanf("--targets and a plan that lists requests: give one of them")
+	}
+	f, err := os.Open(lf.targets)
+	if err != nil {
+		return proto.BadPlanf("--targets: %v", err)
+	}
+	defer f.Close()
+	target, reqs, err := request.ParseTargets(f, lf.targets, filepath.Dir(lf.targets))
+	if err != nil {
+		return err
+	}
+	if p.TargetURL == "" {
+		p.TargetURL = target
+	} else if o, t := originOf(p.TargetURL), originOf(target); o != t {
+		return proto.BadPlanf("--targets: the targets are on %s, the target URL on %s", t, o)
+	}
+	p.Requests = reqs
+	return nil
+}
+
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	return u.Scheme + "://" + strings.ToLower(u.Hostname()) + ":" + port
 }
 
 // checkOutput makes sure a report file can be written: its directory

@@ -6,16 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
 	"syscall"
 
 	"github.com/barrage-load/barrage/engine"
+	"github.com/barrage-load/barrage/live"
 	"github.com/barrage-load/barrage/local"
 	"github.com/barrage-load/barrage/pipeline"
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
+	"github.com/barrage-load/barrage/request"
 )
 
 const runAbout = `Loads one HTTP/1.1 target from this machine: one event loop per allowed CPU
@@ -74,6 +77,7 @@ func cmdRun(args []string) int {
 	if code := vf.check("run"); code >= 0 {
 		return code
 	}
+	secretOnCommandLine("run", plan, lf.literal)
 	opts, err := engine.FromPlan(plan)
 	if err != nil {
 		return planError("run", err)
@@ -131,6 +135,11 @@ func cmdRun(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(lf.watch) > 0 {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go watchHeaders(wctx, r, plan, lf.watch, *quiet)
+	}
 	rep, _, err := r.Run(ctx)
 	if err != nil {
 		if errors.Is(err, engine.ErrNoConnection) {
@@ -221,4 +230,27 @@ func readRuntimeStats(responses uint64) *runtimeStats {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return &runtimeStats{allocs: m.Mallocs, bytes: m.TotalAlloc, gcs: uint64(m.NumGC), heap: m.HeapAlloc, responses: responses}
+}
+
+// watchHeaders re-reads the --header-file files and puts a changed value
+// in force at the next interval boundary (an event in the report; the
+// value itself is never printed).
+func watchHeaders(ctx context.Context, r *local.Runner, plan *proto.Plan, files []request.HeaderFile, quiet bool) {
+	current := map[string]string{}
+	for _, h := range files {
+		current[h.Name] = plan.Headers[h.Name]
+	}
+	say := func(format string, a ...any) {
+		if !quiet {
+			fmt.Fprintf(os.Stderr, "barrage run: "+format+"\n", a...)
+		}
+	}
+	request.Watch(ctx, files, current, request.DefaultWatchEvery, func(name, value string) {
+		at, err := r.Change(ctx, live.Change{Rate: math.NaN(), Headers: map[string]string{name: value}, Reason: "header-file"})
+		if err != nil {
+			say("header %s from its file: not changed: %v", name, err)
+			return
+		}
+		say("header %s changed in its file: in force from %.1fs", name, at.Seconds())
+	}, func(err error) { say("%v (the value in force stays)", err) })
 }
