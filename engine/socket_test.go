@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -18,36 +17,16 @@ import (
 	"github.com/barrage-load/barrage/server"
 )
 
-// silentServer accepts connections and reads them, and never answers.
+// silentServer is the built-in server in its silent mode: it accepts
+// connections and reads them, and never answers.
 func silentServer(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := server.Start(server.Options{Listen: "127.0.0.1:0", Loops: 1, Silent: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	return ln.Addr().String()
+	t.Cleanup(func() { _ = s.Stop() })
+	return s.Addr()
 }
 
 // blackHole is a listening socket that never accepts, with the smallest

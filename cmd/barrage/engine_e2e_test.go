@@ -3,11 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"io"
-	"net"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -80,43 +77,11 @@ func TestRunStopsOnSIGINT(t *testing.T) {
 	}
 }
 
-// silentTarget accepts connections and reads them, and never answers.
-func silentTarget(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	return "http://" + ln.Addr().String() + "/"
-}
-
 // TestRunNeverAnswered: a target that accepts and never answers used to
 // give "0 responses, (no samples)". The requests never answered are
 // recorded as lower bounds of their latency.
 func TestRunNeverAnswered(t *testing.T) {
-	url := silentTarget(t)
+	url := startTarget(t, "--silent")
 	for _, load := range [][]string{{"-r", "100"}, {"-p", "2"}} {
 		r := barrage(t, append([]string{"run", "-q", "-c", "4", "-d", "1s", "--json", "-"}, append(load, url)...)...)
 		if r.code != 1 {

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -98,39 +95,6 @@ func TestErrorStatusCounted(t *testing.T) {
 	})
 }
 
-// silentListener accepts connections and reads what comes, never writing
-// a byte: a target that never answers. It is closed when the test ends.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String() + "/"
-}
-
 // TestNeverAnswered: a target that accepts connections and never answers
 // gives a report that is NOT VALID ("the target answered nothing"), with
 // the waits of the requests never answered in the percentiles as lower
@@ -138,7 +102,7 @@ func silentListener(t *testing.T) string {
 // at the end) and in the open model (requests due that never found a free
 // connection).
 func TestNeverAnswered(t *testing.T) {
-	url := silentListener(t)
+	url := startTarget(t, "--silent")
 	for _, tc := range []struct {
 		name string
 		load []string
