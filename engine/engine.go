@@ -323,6 +323,9 @@ func (e *Engine) newLoop(i int) *loop {
 	l.adjustTask = gnet.RunnableFunc(func(context.Context) error { l.adjust(); return nil })
 	l.syncTask = gnet.RunnableFunc(func(context.Context) error { l.resume(); return nil })
 	l.st = proto.NewStats(e.open)
+	if e.opts.TLS != nil {
+		l.plain = make([]byte, tlsPlainBuf)
+	}
 	l.nextDue.Store(1 << 62)
 	l.cutDue.Store(1 << 62)
 	l.pc.stride, l.pc.idx = uint64(e.nloops), uint64(i)
@@ -432,7 +435,7 @@ func (e *Engine) dialInitial(ctx context.Context) error {
 		}
 	}
 	if ok == 0 && n > 0 {
-		return fmt.Errorf("%w %s: %v", ErrNoConnection, e.opts.Addr, firstErr)
+		return fmt.Errorf("%w %s: %w", ErrNoConnection, e.opts.Addr, firstErr)
 	}
 	return nil
 }
