@@ -203,7 +203,13 @@ func (l *loop) OnTraffic(gc gnet.Conn) gnet.Action {
 	now := l.now()
 	l.maybeCut(now)
 	var action gnet.Action
-	if c.tls != nil {
+	if c.tls != nil && c.tls.fast {
+		var off int
+		off, action = l.readRecords(c, buf, now)
+		if off > 0 {
+			_, _ = gc.Discard(off)
+		}
+	} else if c.tls != nil {
 		// crypto/tls takes every byte (a partial record waits in its
 		// buffer), so all of them go.
 		action = l.readTLS(c, buf, now)

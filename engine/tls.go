@@ -59,19 +59,32 @@ func (wouldBlock) Temporary() bool { return true }
 var errWouldBlock net.Error = wouldBlock{}
 
 // tlsPipe is the net.Conn under a connection's tls.Conn. During the
-// handshake (on a dialer goroutine) it is the socket itself; once the
-// connection is enrolled in a loop (sock nil), it is two buffers the
-// loop owns: in, the ciphertext gnet read and the loop is handing over,
-// and out, the ciphertext crypto/tls wrote, which flush sends.
+// handshake (on a dialer goroutine) it is the socket itself, read one
+// record at a time; once the connection is enrolled in a loop (sock nil),
+// it is two buffers the loop owns: in, the ciphertext gnet read and the
+// loop is handing over, and out, the ciphertext to send, which flush
+// writes.
 type tlsPipe struct {
 	sock net.Conn
 	in   []byte
 	out  []byte
+	// Reading the socket: the header of the record being read, how
+	// much of it came, and how much of its body is left. No read goes
+	// past a record's end, so crypto/tls never takes a record after its
+	// handshake's last: those are the engine's record layer's, which
+	// starts at the sequence number the handshake left (tlsrecord.go).
+	hdr     [recordHeaderLen]byte
+	hdrN    int
+	left    int
+	records int
+	// hello is the start of the server's first handshake record: its
+	// hello, whose random TLS 1.2's keys are made from.
+	hello []byte
 }
 
 func (p *tlsPipe) Read(b []byte) (int, error) {
 	if p.sock != nil {
-		return p.sock.Read(b)
+		return p.readSocket(b)
 	}
 	if len(p.in) == 0 {
 		return 0, errWouldBlock
@@ -79,6 +92,37 @@ func (p *tlsPipe) Read(b []byte) (int, error) {
 	n := copy(b, p.in)
 	p.in = p.in[n:]
 	return n, nil
+}
+
+// readSocket reads the socket, a record's header or (part of) its body
+// at a time.
+func (p *tlsPipe) readSocket(b []byte) (int, error) {
+	if p.left == 0 {
+		n, err := p.sock.Read(b[:min(len(b), recordHeaderLen-p.hdrN)])
+		copy(p.hdr[p.hdrN:], b[:n])
+		if p.hdrN += n; p.hdrN == recordHeaderLen {
+			p.left, p.hdrN = int(p.hdr[3])<<8|int(p.hdr[4]), 0
+			p.records++
+		}
+		return n, err
+	}
+	n, err := p.sock.Read(b[:min(len(b), p.left)])
+	if p.records == 1 && p.hdr[0] == recordHandshake && len(p.hello) < helloLen {
+		p.hello = append(p.hello, b[:min(n, helloLen-len(p.hello))]...)
+	}
+	p.left -= n
+	return n, err
+}
+
+// helloLen covers a ServerHello's handshake header, version and random.
+const helloLen = 4 + 2 + 32
+
+// serverRandom is the random of the server's hello, or nil.
+func (p *tlsPipe) serverRandom() []byte {
+	if len(p.hello) < helloLen || p.hello[0] != 2 {
+		return nil
+	}
+	return p.hello[6:helloLen]
 }
 
 func (p *tlsPipe) Write(b []byte) (int, error) {
@@ -138,7 +182,13 @@ func (p *tlsPipe) SetWriteDeadline(t time.Time) error {
 // The dialer owns it while the slot dials, the loop once it is open.
 type tlsState struct {
 	pipe tlsPipe
+	// tc is crypto/tls's connection: it makes the handshake; then, when
+	// the engine's record layer (rl) does not speak the suite (fast is
+	// false), it carries the records too. Nil once rl took over.
 	tc   *tls.Conn
+	rl   recordLayer
+	fast bool
+	keys keyLog
 	// pending holds plaintext the parser left (a response head cut by a
 	// record boundary), presented again before the next record's.
 	pending []byte
@@ -163,14 +213,17 @@ func (e *TLSError) Unwrap() error { return e.Err }
 // buffers, ready for the socket to be enrolled. It returns how long the
 // handshake took.
 func handshake(ctx context.Context, t *tlsState, nc net.Conn, cfg *tls.Config, timeout time.Duration) (time.Duration, error) {
-	t.pipe = tlsPipe{sock: nc, in: t.pipe.in[:0], out: t.pipe.out[:0]}
+	t.pipe = tlsPipe{sock: nc, in: t.pipe.in[:0], out: t.pipe.out[:0], hello: t.pipe.hello[:0]}
 	t.pending = t.pending[:0]
+	t.fast = false
+	t.keys = keyLog{}
 	// A copy of the configuration per connection, to learn whether the
 	// server asked for a client certificate: a TLS 1.2 server that gets
 	// none answers "handshake failure", which says nothing by itself.
 	// The callback runs within HandshakeContext, on this goroutine.
 	requested := false
 	cc := cfg.Clone()
+	cc.KeyLogWriter = &t.keys
 	cc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		requested = true
 		if len(cfg.Certificates) > 0 {
@@ -198,10 +251,17 @@ func handshake(ctx context.Context, t *tlsState, nc net.Conn, cfg *tls.Config, t
 		}
 		return took, &TLSError{Reason: reason, Err: err}
 	}
-	// From here the loop feeds the pipe. Whatever crypto/tls read past
-	// the handshake (a TLS 1.3 session ticket) stays in its record
-	// buffer; whatever the kernel holds, gnet reads.
+	// From here the loop feeds the pipe; the kernel holds whatever came
+	// after the handshake's last record, and gnet reads it. The
+	// engine's record layer takes over unless the suite is not one it
+	// speaks, or TLS 1.3 session tickets must reach crypto/tls's cache.
 	t.pipe.sock = nil
+	if cs := t.tc.ConnectionState(); cs.Version != tls.VersionTLS13 || cfg.ClientSessionCache == nil {
+		if t.rl.setup(cs, &t.keys, t.pipe.serverRandom()) == nil {
+			t.fast, t.tc = true, nil
+		}
+	}
+	t.keys.wipe()
 	return took, nil
 }
 
@@ -214,6 +274,18 @@ var alertCodes = func() map[string]uint8 {
 	}
 	return m
 }()
+
+// alertReason is the reason a server's alert gives.
+func alertReason(code uint8) proto.TLSReason {
+	switch code {
+	case alertProtocolVersion:
+		return proto.TLSProtocolVersion
+	case alertBadCertificate, alertUnsupportedCertificate, alertCertificateRevoked,
+		alertCertificateExpired, alertCertificateUnknown, alertUnknownCA, alertCertificateRequired:
+		return proto.TLSBadCertificate
+	}
+	return proto.TLSOther
+}
 
 // isAlert reports whether err is the server's alert code.
 func isAlert(err error, code uint8) bool {
@@ -241,6 +313,11 @@ const (
 // tlsReason sorts a handshake's error into the reasons the report
 // counts.
 func tlsReason(err error) proto.TLSReason {
+	var ae alertError
+	if errors.As(err, &ae) {
+		// An alert on the engine's record layer.
+		return alertReason(uint8(ae))
+	}
 	var (
 		ua  x509.UnknownAuthorityError
 		sr  x509.SystemRootsError
@@ -259,13 +336,9 @@ func tlsReason(err error) proto.TLSReason {
 	case errors.As(err, &ci), errors.As(err, &cve):
 		return proto.TLSBadCertificate
 	case errors.As(err, &oe) && oe.Op == "remote error" && oe.Err != nil:
-		// The server's alert.
-		switch alertCodes[oe.Err.Error()] {
-		case alertProtocolVersion:
-			return proto.TLSProtocolVersion
-		case alertBadCertificate, alertUnsupportedCertificate, alertCertificateRevoked,
-			alertCertificateExpired, alertCertificateUnknown, alertUnknownCA, alertCertificateRequired:
-			return proto.TLSBadCertificate
+		// The server's alert, through crypto/tls.
+		if code, ok := alertCodes[oe.Err.Error()]; ok {
+			return alertReason(code)
 		}
 	case strings.Contains(err.Error(), "unsupported protocol version"),
 		strings.Contains(err.Error(), "offered only unsupported versions"):

@@ -179,15 +179,28 @@ func TestTLSClosedModel(t *testing.T) {
 		pipeline int
 		split    bool
 		body     int
+		// crypto/tls's record layer rather than the engine's: TLS 1.3
+		// with resumption, or a suite the engine does not speak.
+		resume bool
+		suite  string
 	}{
-		{"tls1.3 keep-alive", tls.VersionTLS13, 1, false, 2},
-		{"tls1.2 keep-alive", tls.VersionTLS12, 1, false, 2},
-		{"tls1.3 pipelined, heads cut across records", tls.VersionTLS13, 8, true, 2},
-		{"tls1.2 pipelined, 100 KB bodies over many records", tls.VersionTLS12, 4, false, 100 << 10},
+		{"tls1.3 keep-alive", tls.VersionTLS13, 1, false, 2, false, ""},
+		{"tls1.2 keep-alive", tls.VersionTLS12, 1, false, 2, false, ""},
+		{"tls1.3 pipelined, heads cut across records", tls.VersionTLS13, 8, true, 2, false, ""},
+		{"tls1.2 pipelined, 100 KB bodies over many records", tls.VersionTLS12, 4, false, 100 << 10, false, ""},
+		{"tls1.3 pipelined, 100 KB bodies", tls.VersionTLS13, 4, true, 100 << 10, false, ""},
+		{"tls1.2 AES-256", tls.VersionTLS12, 4, true, 2, false, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
+		{"crypto/tls records: tls1.3 resumable, pipelined, cut heads", tls.VersionTLS13, 8, true, 2, true, ""},
+		{"crypto/tls records: tls1.3 resumable, 100 KB bodies", tls.VersionTLS13, 4, false, 100 << 10, true, ""},
+		{"crypto/tls records: tls1.2 chacha20", tls.VersionTLS12, 4, true, 2, false, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tt := startTLSTarget(t, &tls.Config{Certificates: []tls.Certificate{srv.pair}, MaxVersion: tc.max, NextProtos: []string{"http/1.1"}}, tc.split, tc.body)
-			o := tlsOptions(t, tt.addr, "localhost", proto.Plan{CACert: ca.file})
+			p := proto.Plan{CACert: ca.file, TLSResume: tc.resume}
+			if tc.suite != "" {
+				p.Ciphers = []string{tc.suite}
+			}
+			o := tlsOptions(t, tt.addr, "localhost", p)
 			o.Schedule, o.Pipeline = closedPlan(4, 700*time.Millisecond), tc.pipeline
 			total, _ := run(t, o, nil)
 			checkAccounting(t, total)
@@ -521,8 +534,14 @@ func TestTLSPipeResumesPartialRecords(t *testing.T) {
 	}
 	defer nc.Close()
 	var st tlsState
-	if _, err := handshake(context.Background(), &st, nc, &tls.Config{ServerName: "localhost", RootCAs: ca.pool}, 5*time.Second); err != nil {
+	// TLS 1.3 with a session cache: crypto/tls keeps the records (it
+	// must read the tickets).
+	cfg := &tls.Config{ServerName: "localhost", RootCAs: ca.pool, ClientSessionCache: tls.NewLRUClientSessionCache(1)}
+	if _, err := handshake(context.Background(), &st, nc, cfg, 5*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	if st.fast || st.tc == nil {
+		t.Fatal("the engine's record layer took a TLS 1.3 connection with a session cache")
 	}
 	plain := make([]byte, 1024)
 	var got []byte

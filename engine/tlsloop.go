@@ -49,6 +49,48 @@ func (l *loop) readTLS(c *conn, buf []byte, now int64) gnet.Action {
 	return action
 }
 
+// readRecords takes the whole records at the start of buf (gnet's bytes,
+// decrypted in place) on the engine's record layer, and parses their
+// plaintext. It returns how many bytes it consumed (a partial record
+// stays in gnet's buffer for the next read) and gnet.Close when the
+// connection must close.
+func (l *loop) readRecords(c *conn, buf []byte, now int64) (int, gnet.Action) {
+	t := c.tls
+	off := 0
+	for {
+		n, err := t.rl.recordLen(buf[off:])
+		if err == nil && n == 0 {
+			break
+		}
+		var typ byte
+		var p []byte
+		if err == nil {
+			typ, p, err = t.rl.open(buf[off : off+n])
+			off += n
+		}
+		if err == nil && typ != recordAppData {
+			t.pipe.out, err = t.rl.control(typ, p, t.pipe.out)
+			if len(t.pipe.out) > 0 && !c.dirty {
+				// A key update's answer: it goes with the next flush.
+				c.dirty = true
+				l.dirty = append(l.dirty, c)
+			}
+		}
+		if err != nil {
+			l.st.BytesIn += uint64(len(buf))
+			return len(buf), l.tlsBroken(c, err)
+		}
+		if typ == recordAppData && len(p) > 0 {
+			if a := l.feedTLS(c, p, now); a != gnet.None {
+				l.st.BytesIn += uint64(len(buf))
+				return len(buf), a
+			}
+		}
+	}
+	l.st.BytesIn += uint64(off)
+	return off, gnet.None
+}
+
 // feedTLS parses one record's plaintext, after what the last one left.
 func (l *loop) feedTLS(c *conn, data []byte, now int64) gnet.Action {
 	t := c.tls
@@ -88,7 +130,9 @@ func (l *loop) tlsBroken(c *conn, err error) gnet.Action {
 // anything else crypto/tls has to send) in one write.
 func (l *loop) flushTLS(c *conn) {
 	t := c.tls
-	if len(c.wbuf) > 0 && t.tc != nil {
+	if len(c.wbuf) > 0 && t.fast {
+		t.pipe.out = t.rl.seal(t.pipe.out, recordAppData, c.wbuf)
+	} else if len(c.wbuf) > 0 && t.tc != nil {
 		if _, err := t.tc.Write(c.wbuf); err != nil {
 			// Only after the stream broke (crypto/tls keeps the
 			// error): close.
