@@ -50,12 +50,60 @@ CONF
   nginx_url="http://127.0.0.1:$port/"
 }
 
+# start_nginx_tls: one worker on $srv_cpu returning "ok" over TLS (1.2
+# and 1.3) with a self-signed ECDSA P-256 certificate for 127.0.0.1 made
+# by openssl; sets nginx_tls_url and nginx_ca (the certificate's file).
+# Session tickets and the session cache are off, so every connection of
+# either tool makes a full handshake (wrk reuses sessions when it can).
+start_nginx_tls() {
+  bash "$root/scripts/install-deps.sh" nginx
+  local port; port=$(free_port)
+  mkdir -p "$work/nginx-tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -addext basicConstraints=critical,CA:TRUE \
+    -keyout "$work/nginx-tls/key.pem" -out "$work/nginx-tls/cert.pem" 2>/dev/null
+  nginx_ca=$work/nginx-tls/cert.pem
+  cat >"$work/nginx-tls/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $work/nginx-tls/nginx.pid;
+error_log $work/nginx-tls/error.log;
+worker_rlimit_nofile 65536;
+events { worker_connections 65536; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx-tls/cb; proxy_temp_path $work/nginx-tls/p; fastcgi_temp_path $work/nginx-tls/f;
+  uwsgi_temp_path $work/nginx-tls/u; scgi_temp_path $work/nginx-tls/s;
+  keepalive_requests 100000000; keepalive_timeout 65;
+  ssl_certificate $work/nginx-tls/cert.pem; ssl_certificate_key $work/nginx-tls/key.pem;
+  ssl_protocols TLSv1.2 TLSv1.3; ssl_session_tickets off; ssl_session_cache off;
+  server { listen 127.0.0.1:$port ssl backlog=8192; location / { default_type text/plain; return 200 "ok"; } }
+}
+CONF
+  taskset -c "$srv_cpu" "$(command -v nginx || echo /usr/sbin/nginx)" -c "$work/nginx-tls/nginx.conf" &
+  pids+=($!)
+  wait_port "$port"
+  nginx_tls_url="https://127.0.0.1:$port/"
+}
+
 # start_target ARGS...: barrage target with one loop on $srv_cpu; sets target_url.
 start_target() {
   taskset -c "$srv_cpu" "$barrage" target --listen 127.0.0.1:0 --loops 1 -q "$@" >"$work/target.out" &
   pids+=($!)
   for _ in $(seq 1 100); do grep -q '^listening on ' "$work/target.out" 2>/dev/null && break; sleep 0.05; done
   target_url="http://$(sed -n 's/^listening on //p' "$work/target.out")/"
+}
+
+# start_tls_target ARGS...: barrage target --tls (its self-signed
+# certificate) with one loop on $srv_cpu; sets tls_target_url and
+# tls_target_ca.
+start_tls_target() {
+  taskset -c "$srv_cpu" "$barrage" target --tls --listen 127.0.0.1:0 --loops 1 -q "$@" >"$work/tls-target.out" 2>"$work/tls-target.err" &
+  pids+=($!)
+  for _ in $(seq 1 100); do grep -q '^listening on ' "$work/tls-target.out" 2>/dev/null && break; sleep 0.05; done
+  tls_target_url="https://$(sed -n 's/^listening on //p' "$work/tls-target.out")/"
+  tls_target_ca=$(sed -n 's/^certificate \(.*\) (use --cacert)$/\1/p' "$work/tls-target.err")
 }
 
 # record_to NAME: from here on, everything printed also goes to

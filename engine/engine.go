@@ -60,11 +60,6 @@ type Engine struct {
 	changed chan struct{}
 	// bells are the pacers' ends of the loops' doorbells (open model).
 	bells []net.Conn
-	// refillAt is how many free pipeline slots a closed-model connection
-	// waits for before it writes again: half the depth, so a deep pipeline
-	// is refilled in a few large writes rather than one per response (the
-	// kernel's cost is per write and per segment, not per byte).
-	refillAt int
 	// finalSeq is the sequence number of the last interval, once the clock
 	// knows it (-1 before).
 	finalSeq atomic.Int64
@@ -131,7 +126,6 @@ func New(o Options) (*Engine, error) {
 	e.nloops = min(len(o.CPUs), minConns)
 	e.collect = make(chan part, e.nloops*8)
 	e.finalSeq.Store(-1)
-	e.refillAt = max(1, o.Pipeline/2)
 	return e, nil
 }
 

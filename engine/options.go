@@ -44,6 +44,10 @@ const (
 	// dial: more are made as connections open, so slots (memory) follow
 	// what the descriptors allow, not what was asked for.
 	dialingPerLoop = 1024
+	// refillWholeConns is how many open connections a loop needs before a
+	// pipelined connection waits for its whole pipeline to be answered
+	// before it refills (see loop.setRefill).
+	refillWholeConns = 16
 	// censorBuckets bounds the work of recording the tokens still waiting
 	// at the end: beyond it they are recorded in this many batches of
 	// evenly spread waits.

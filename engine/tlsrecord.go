@@ -108,6 +108,14 @@ func (k *keyLog) wipe() {
 	*k = keyLog{}
 }
 
+// forget drops the keys of a connection that closed (its traffic
+// secrets are zeroed, not left for the next connection to overwrite).
+func (r *recordLayer) forget() {
+	clear(r.in.secret)
+	clear(r.out.secret)
+	r.in, r.out = halfConn{}, halfConn{}
+}
+
 // halfConn is one direction's protection.
 type halfConn struct {
 	aead cipher.AEAD
