@@ -106,6 +106,32 @@ start_tls_target() {
   tls_target_ca=$(sed -n 's/^certificate \(.*\) (use --cacert)$/\1/p' "$work/tls-target.err")
 }
 
+# wait_quiet: the machine is shared (other jobs' tests and benchmarks):
+# before a run, wait until all CPUs together were less than
+# ${BENCH_QUIET_PCT:-15}% busy over half a second, for at most
+# ${BENCH_QUIET_MAX:-120} s; prints how long it waited when it did, and
+# "not quiet" when it gave up. BENCH_QUIET_MAX=0 turns it off.
+wait_quiet() {
+  local max=${BENCH_QUIET_MAX:-120} pct=${BENCH_QUIET_PCT:-15} waited=0
+  [ "$max" = 0 ] && return 0
+  while :; do
+    local a b
+    a=($(head -1 /proc/stat)); sleep 0.5; b=($(head -1 /proc/stat))
+    local busy
+    busy=$(awk -v u1="${a[1]}" -v n1="${a[2]}" -v s1="${a[3]}" -v i1="${a[4]}" -v w1="${a[5]}" -v q1="${a[6]}" -v r1="${a[7]}" -v t1="${a[8]}" \
+      -v u2="${b[1]}" -v n2="${b[2]}" -v s2="${b[3]}" -v i2="${b[4]}" -v w2="${b[5]}" -v q2="${b[6]}" -v r2="${b[7]}" -v t2="${b[8]}" 'BEGIN {
+        busy = (u2-u1)+(n2-n1)+(s2-s1)+(q2-q1)+(r2-r1)+(t2-t1); idle = (i2-i1)+(w2-w1)
+        pct = 0; if (busy + idle > 0) pct = 100 * busy / (busy + idle)
+        printf "%d", pct }')
+    if [ "$busy" -lt "$pct" ]; then
+      [ "$waited" -gt 0 ] && echo "  (waited about $((waited / 2))s for the machine to be quiet)"
+      return 0
+    fi
+    waited=$((waited + 1))
+    if [ "$waited" -ge $((2 * max)) ]; then echo "  (not quiet after about ${max}s: $busy% busy; running anyway)"; return 0; fi
+  done
+}
+
 # record_to NAME: from here on, everything printed also goes to
 # bench/results/NAME-latest.txt (its path is in $out).
 record_to() {

@@ -48,6 +48,7 @@ results=$work/results.tsv
 url_of() { case "$1" in tls*) echo "$nginx_tls_url" ;; *) echo "$nginx_url" ;; esac; }
 
 run_barrage() { # mode rep
+  wait_quiet
   local args=(-p 1)
   case "$1" in
     pipeline16) args=(-p 16) ;;
@@ -64,6 +65,7 @@ run_barrage() { # mode rep
 }
 
 run_wrk() { # mode rep
+  wait_quiet
   local extra=()
   [ "$1" = pipeline16 ] && extra=(-s "$root/bench/pipeline.lua")
   [ "$1" = tlsclose ] && extra=(-H "Connection: close")
