@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/barrage-load/barrage/internal/zktest"
 )
 
 // End-to-end tests of HTTPS and --no-keepalive: the real binary against
@@ -210,6 +212,41 @@ func TestSteadyStateAllocationsTLS(t *testing.T) {
 		if responses < 5000 || per >= 0.01 || gcs > 3 {
 			t.Fatalf("-p %s: %d allocations for %d responses (%.4f per response), %d GC cycles", p, allocs, responses, per, gcs)
 		}
+	}
+}
+
+// TestClusterTLS: an https plan across the fleet. The plan carries the
+// certificate's path; each agent reads the file from its own disk (here
+// the same box); an agent that cannot read it refuses the test.
+func TestClusterTLS(t *testing.T) {
+	zk := zktest.Start(t)
+	url, ca := tlsTargetURL(t)
+	startAgents(t, zk.Addr, 2)
+	out := filepath.Join(t.TempDir(), "r.json")
+	c := startProc(t, nil, "coord", "--zk", zk.Addr, "--agents", "2", "-c", "16", "-r", "300", "-d", "3s",
+		"--cacert", ca, "--tls-min", "1.3", "--no-keepalive", "--json", out, url)
+	if code := c.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("coord exit %d:\n%s", code, c.log.String())
+	}
+	rep := readReport(t, out)
+	agents := agentsOf(t, rep)
+	reqs := num(t, rep, "requests")
+	if len(agents) != 2 || reqs < 500 || num(t, rep, "errors") != 0 {
+		t.Fatalf("%d agents, %v requests, %v errors", len(agents), reqs, rep["errors"])
+	}
+	// The agents' handshakes and closes travel in their snapshots.
+	if num(t, rep, "tls_handshake_us", "count") < reqs || num(t, rep, "client_closes") != reqs {
+		t.Fatalf("%v handshakes, %v closes for %v requests", num(t, rep, "tls_handshake_us", "count"), rep["client_closes"], reqs)
+	}
+
+	// A key file no agent has: each refuses the test, and it does not run.
+	zk2 := zktest.Start(t)
+	startAgents(t, zk2.Addr, 1)
+	missing := filepath.Join(t.TempDir(), "none.key")
+	c = startProc(t, nil, "coord", "--zk", zk2.Addr, "--agents", "1", "-c", "2", "-d", "2s",
+		"--cacert", ca, "--cert", ca, "--key", missing, "--json", filepath.Join(t.TempDir(), "r2.json"), url)
+	if code := c.wait(t, 60*time.Second); code == 0 || !strings.Contains(c.log.String(), "none.key") {
+		t.Fatalf("coord exit %d with a key no agent has:\n%s", code, c.log.String())
 	}
 }
 
