@@ -17,10 +17,11 @@ package engine
 // time (see tlsPipe), so it never reads past its last handshake record
 // and the sequence numbers here start where the handshake left them.
 //
-// Anything else (ChaCha20-Poly1305, CBC suites, TLS 1.3 with --tls-resume,
-// whose session tickets crypto/tls must read) stays on crypto/tls's
-// record layer over the pipe (tlsloop.go), at one small allocation per
-// read.
+// Anything else stays on crypto/tls's record layer over the pipe
+// (tlsloop.go), at one small allocation per read: ChaCha20-Poly1305, CBC
+// suites, TLS 1.3 with --tls-resume (crypto/tls must read the session
+// tickets), and a resumed TLS 1.2 session (crypto/tls logs no secret for
+// it; setup fails and the caller stays on crypto/tls).
 //
 // Hazard: this parses bytes an untrusted server sends. Every length is
 // checked before it is used, a record that fails its authentication ends
