@@ -3,23 +3,29 @@
 #
 # nginx (one worker, pinned to CPU 1) returns a 2-byte body; each generator
 # runs pinned to CPU 0 with one event loop / thread and 64 connections, in
-# two modes: keep-alive without pipelining, and pipelining depth 16 (wrk
-# through bench/pipeline.lua). The tools alternate, REPS times each. For
-# every run: completed requests, req/s, and the generator's CPU time (user +
-# sys, from the OS) per completed request; then medians and the ratios.
+# these modes: keep-alive without pipelining, pipelining depth 16 (wrk
+# through bench/pipeline.lua), HTTPS keep-alive over TLS 1.3 (tls13), and
+# HTTPS with one request per connection (tlsclose: barrage --no-keepalive,
+# wrk -H "Connection: close"), where every request pays a full handshake
+# (nginx keeps no session cache and sends no ticket, so neither tool
+# resumes). Over TLS barrage runs with --insecure, as wrk never verifies
+# the server's certificate. The tools alternate, REPS times each. For
+# every run: completed requests, req/s, and the generator's CPU time (user
+# + sys, from the OS) per completed request; then medians and the ratios
+# (for tlsclose also handshakes per second per core: 1e6 / CPU µs).
 #
 # Knobs: BENCH_DURATION (10s), BENCH_REPS (5), BENCH_CONNECTIONS (64),
-# BENCH_MODES ("keepalive pipeline16"), BARRAGE (bin/barrage).
+# BENCH_MODES ("keepalive pipeline16 tls13 tlsclose"), BARRAGE (bin/barrage).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$root"
 dur=${BENCH_DURATION:-10s}
 reps=${BENCH_REPS:-5}
 conns=${BENCH_CONNECTIONS:-64}
-modes=${BENCH_MODES:-"keepalive pipeline16"}
+modes=${BENCH_MODES:-"keepalive pipeline16 tls13 tlsclose"}
 bash scripts/install-deps.sh wrk
 start_nginx
-url=$nginx_url
+case " $modes " in *" tls"*) start_nginx_tls ;; esac
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 record_to peers
@@ -28,19 +34,30 @@ echo "# barrage vs wrk — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "cpu:      $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 echo "nproc:    $(nproc)   kernel: $(uname -r)   go: $(go env GOVERSION)"
 echo "wrk:      $(wrk --version 2>&1 | head -1 | cut -c1-60)"
-echo "nginx:    $("$nginx_bin" -v 2>&1)   (1 worker, taskset -c $srv_cpu, 2-byte body)"
+echo "nginx:    $("$nginx_bin" -v 2>&1)   (1 worker, taskset -c $srv_cpu, 2-byte body; TLS: ECDSA P-256 certificate, no session cache, no tickets)"
+echo "openssl:  $(openssl version)   go: $(go env GOVERSION)"
 echo "barrage:  $barrage   (taskset -c $gen_cpu, --cores 1 → one event loop, GOMAXPROCS default)"
 echo "runs:     $reps per tool per mode, $dur each, $conns connections, alternating"
+echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the start"
 echo
 
 results=$work/results.tsv
 : >"$results"
 
+# url_of MODE: the target of a mode.
+url_of() { case "$1" in tls*) echo "$nginx_tls_url" ;; *) echo "$nginx_url" ;; esac; }
+
 run_barrage() { # mode rep
-  local p=1; [ "$1" = pipeline16 ] && p=16
-  local cmd=(taskset -c $gen_cpu "$barrage" run --cores 1 -c "$conns" -p "$p" -d "$dur" -q --json "$work/b.json" "$url")
+  wait_quiet
+  local args=(-p 1)
+  case "$1" in
+    pipeline16) args=(-p 16) ;;
+    tls13) args=(-p 1 --insecure --tls-min 1.3) ;;
+    tlsclose) args=(-p 1 --insecure --tls-min 1.3 --no-keepalive) ;;
+  esac
+  local cmd=(taskset -c $gen_cpu "$barrage" run --cores 1 -c "$conns" "${args[@]}" -d "$dur" -q --json "$work/b.json" "$(url_of "$1")")
   echo "  \$ ${cmd[*]}" >>"$work/commands"
-  "$work/cpurun" -o "$work/cpu.json" "${cmd[@]}" >/dev/null || { echo "peers.sh: barrage failed" >&2; exit 1; }
+  "$work/cpurun" -o "$work/cpu.json" "${cmd[@]}" >/dev/null 2>"$work/b.err" || { cat "$work/b.err"; echo "peers.sh: barrage failed" >&2; exit 1; }
   local reqs errs
   reqs=$(sed -n 's/^  "requests": \([0-9]*\),$/\1/p' "$work/b.json")
   errs=$(sed -n 's/^  "errors": \([0-9]*\),$/\1/p' "$work/b.json")
@@ -48,9 +65,11 @@ run_barrage() { # mode rep
 }
 
 run_wrk() { # mode rep
+  wait_quiet
   local extra=()
   [ "$1" = pipeline16 ] && extra=(-s "$root/bench/pipeline.lua")
-  local cmd=(taskset -c $gen_cpu wrk -t1 -c"$conns" -d"$dur" "${extra[@]}" "$url")
+  [ "$1" = tlsclose ] && extra=(-H "Connection: close")
+  local cmd=(taskset -c $gen_cpu wrk -t1 -c"$conns" -d"$dur" "${extra[@]}" "$(url_of "$1")")
   echo "  \$ ${cmd[*]}" >>"$work/commands"
   "$work/cpurun" -o "$work/cpu.json" "${cmd[@]}" >"$work/wrk.out" 2>&1 || { cat "$work/wrk.out"; echo "peers.sh: wrk failed" >&2; exit 1; }
   local reqs errs
@@ -84,6 +103,7 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 echo
 echo "== medians (req/s, µs of generator CPU per completed request)"
 printf "  %-11s %12s %12s %10s %10s %14s %14s\n" mode barrage_rps wrk_rps b_cpu_us w_cpu_us "rps ratio b/w" "cpu ratio b/w"
+hs_lines=()
 for mode in $modes; do
   brps=$(awk -F'\t' -v m="$mode" '$1=="barrage" && $2==m {print $6}' "$results" | median)
   wrps=$(awk -F'\t' -v m="$mode" '$1=="wrk" && $2==m {print $6}' "$results" | median)
@@ -91,7 +111,11 @@ for mode in $modes; do
   wcpu=$(awk -F'\t' -v m="$mode" '$1=="wrk" && $2==m {print $9}' "$results" | median)
   awk -v m="$mode" -v br="$brps" -v wr="$wrps" -v bc="$bcpu" -v wc="$wcpu" 'BEGIN {
     printf "  %-11s %12.0f %12.0f %10.3f %10.3f %14.3f %14.3f\n", m, br, wr, bc, wc, br/wr, bc/wc }'
+  [ "$mode" = tlsclose ] && hs_lines+=("$(awk -v bc="$bcpu" -v wc="$wcpu" 'BEGIN {
+    printf "  tlsclose: handshakes per second per core (1e6 / median CPU µs per request): barrage %.0f, wrk %.0f, ratio b/w %.3f", 1e6/bc, 1e6/wc, wc/bc }')")
 done
+for l in "${hs_lines[@]}"; do echo "$l"; done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "commands (one of each):"
 sort -u "$work/commands"

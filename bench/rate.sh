@@ -9,7 +9,8 @@
 # 1%, verdict valid); every attempt is printed.
 # Each run also prints the CPU both sides used (generator from rusage,
 # server from /proc/PID/stat), so a run that falls short shows which side
-# ran out of its core.
+# ran out of its core. Then the same goal over HTTPS: nginx with TLS 1.3
+# at 20000 and 30000 req/s (RATE_TLS_RATES), certificate verified.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dur=${RATE_DURATION:-10s}
@@ -53,4 +54,24 @@ PY
   [ -n "$top" ] || echo "  no rate from 90% down to 40% of the closed-model maximum held against $name"
   echo
 done
+start_nginx_tls
+spid=${pids[-1]}
+echo "== nginx over TLS 1.3 ($nginx_tls_url): open-model runs at ${RATE_TLS_RATES:-20000 30000}"
+for rate in ${RATE_TLS_RATES:-20000 30000}; do
+  cmd=(taskset -c "$gen_cpu" "$barrage" run --cores 1 -c 256 -r "$rate" -d "$dur" -q --tls-min 1.3 --cacert "$nginx_ca" --json "$work/r.json" "$nginx_tls_url")
+  echo "\$ ${cmd[*]}"
+  t0=$(cpu_ticks "$spid")
+  "$work/cpurun" -o "$work/cpu.json" "${cmd[@]}" >/dev/null
+  t1=$(cpu_ticks "$spid")
+  held=0
+  "$work/repstat" -goal -label "nginx-tls @ $rate/s: " "$work/r.json" || held=$?
+  [ "$held" = 0 ] || [ "$held" = 3 ] || exit 1
+  python3 - "$work/cpu.json" "$t0" "$t1" "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); wall = c["wall_s"]
+srv = (int(sys.argv[3]) - int(sys.argv[2])) / int(sys.argv[4])
+print("  cpu       generator %.0f%% of its core, server %.0f%% of its core" % (100 * (c["user_s"] + c["sys_s"]) / wall, 100 * srv / wall))
+PY
+done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "written to $out"

@@ -57,6 +57,18 @@ type conn struct {
 	// whether the first dial's outcome is still to be reported.
 	backoff time.Duration
 	first   bool
+	// connectNS and handshakeNS are how long the connection now opening
+	// took to connect and to shake hands (TLS): the dialer sets them
+	// before it enrolls the connection, OnOpen records them.
+	connectNS, handshakeNS int64
+
+	// tls is the slot's TLS state (nil for plain HTTP): the dialer's
+	// while the slot dials, the loop's once it is open.
+	tls *tlsState
+	// ownClose: the generator closed the connection after its one
+	// request was answered (no keep-alive): the slot reconnects at once,
+	// and the close is not the server's.
+	ownClose bool
 }
 
 func (c *conn) free() int { return len(c.ring) - c.n }
@@ -88,6 +100,11 @@ func (c *conn) reset() {
 	c.failSet = false
 	c.srvClose = false
 	c.dirty = false
+	c.ownClose = false
+	if c.tls != nil {
+		c.tls.pending = c.tls.pending[:0]
+		c.tls.pipe.out = c.tls.pipe.out[:0]
+	}
 }
 
 // at returns the i-th oldest request in flight.

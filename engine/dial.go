@@ -130,7 +130,24 @@ func (d *dialer) work() {
 			l.execute(func() { l.dropDialing(c) })
 			continue
 		}
+		start := time.Now()
 		nc, err := nd.DialContext(d.ctx, "tcp", e.opts.Addr)
+		connected := time.Since(start)
+		var shook time.Duration
+		if err == nil && e.opts.TLS != nil {
+			// The handshake, here on the dialer's goroutine: the loop
+			// never waits for one (tls.go).
+			if shook, err = handshake(d.ctx, j.c.tls, nc, e.opts.TLS, e.opts.ConnectTimeout); err != nil {
+				_ = nc.Close()
+				var te *TLSError
+				if errors.As(err, &te) {
+					j.l.tlsErrs[te.Reason].Add(1)
+					d.report(first, err)
+					d.add(j.l, j.c, true)
+					continue
+				}
+			}
+		}
 		if err == nil {
 			// Hazard: once enrolled, the slot is the loop's again (it may
 			// close and come back to the queue at once): the dialer's
@@ -140,6 +157,7 @@ func (d *dialer) work() {
 			// the stop cancels d.ctx first, and no connect starts after.
 			backoff := j.c.backoff
 			j.c.backoff = 0
+			j.c.connectNS, j.c.handshakeNS = int64(connected), int64(shook)
 			if _, err = j.l.cli.EnrollContext(nc, j.c); err != nil {
 				j.c.backoff = backoff
 			}

@@ -61,11 +61,6 @@ type Engine struct {
 	changed chan struct{}
 	// bells are the pacers' ends of the loops' doorbells (open model).
 	bells []net.Conn
-	// refillAt is how many free pipeline slots a closed-model connection
-	// waits for before it writes again: half the depth, so a deep pipeline
-	// is refilled in a few large writes rather than one per response (the
-	// kernel's cost is per write and per segment, not per byte).
-	refillAt int
 	// finalSeq is the sequence number of the last interval, once the clock
 	// knows it (-1 before).
 	finalSeq atomic.Int64
@@ -145,7 +140,6 @@ func New(o Options) (*Engine, error) {
 	e.nloops = min(len(o.CPUs), minConns)
 	e.collect = make(chan part, e.nloops*8)
 	e.finalSeq.Store(-1)
-	e.refillAt = max(1, o.Pipeline/2)
 	return e, nil
 }
 
@@ -346,6 +340,9 @@ func (e *Engine) newLoop(i int) *loop {
 	}
 	l.nextMixAt = neverAt
 	l.st = l.newStats()
+	if e.opts.TLS != nil {
+		l.plain = make([]byte, tlsPlainBuf)
+	}
 	l.nextDue.Store(1 << 62)
 	l.cutDue.Store(1 << 62)
 	l.pc.stride, l.pc.idx = uint64(e.nloops), uint64(i)
@@ -455,7 +452,7 @@ func (e *Engine) dialInitial(ctx context.Context) error {
 		}
 	}
 	if ok == 0 && n > 0 {
-		return fmt.Errorf("%w %s: %v", ErrNoConnection, e.opts.Addr, firstErr)
+		return fmt.Errorf("%w %s: %w", ErrNoConnection, e.opts.Addr, firstErr)
 	}
 	return nil
 }

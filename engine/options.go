@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -45,6 +46,10 @@ const (
 	// dial: more are made as connections open, so slots (memory) follow
 	// what the descriptors allow, not what was asked for.
 	dialingPerLoop = 1024
+	// refillWholeConns is how many open connections a loop needs before a
+	// pipelined connection waits for its whole pipeline to be answered
+	// before it refills (see loop.setRefill).
+	refillWholeConns = 16
 	// censorBuckets bounds the work of recording the tokens still waiting
 	// at the end: beyond it they are recorded in this many batches of
 	// evenly spread waits.
@@ -114,6 +119,17 @@ type Options struct {
 	// 0, 1/N, ..., (N-1)/N send evenly spaced rather than in bursts of N.
 	// Default 0. Apply may change it.
 	Phase float64
+	// TLS, when set, makes every connection a TLS client connection with
+	// this configuration (FromPlan builds it for an https:// target: see
+	// TLSConfig). The handshake runs on the dialer's goroutines, the rest
+	// on the loops (tls.go). Nil: plain HTTP.
+	TLS *tls.Config
+	// NoKeepAlive sends one request per connection and closes it once
+	// the response is complete (Request then says "Connection: close"):
+	// the slot reconnects at once, so connect and handshake times are
+	// part of every request's cycle (Stats.Connect, Stats.Handshake).
+	// Pipeline must be 1.
+	NoKeepAlive bool
 	// Lease, when set, lets the engine send only while the lease granted
 	// by Renew holds (an agent renews it each time ZooKeeper confirms its
 	// session). While it has lapsed, open-model requests that come due are
@@ -141,6 +157,9 @@ func (o *Options) normalize() error {
 	}
 	if o.Pipeline <= 0 {
 		o.Pipeline = DefaultPipeline
+	}
+	if o.NoKeepAlive && o.Pipeline > 1 {
+		return fmt.Errorf("%w: one request per connection (NoKeepAlive) with a pipeline of %d", ErrBadOptions, o.Pipeline)
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 
@@ -18,7 +19,9 @@ func FromPlan(p *proto.Plan) (Options, error) { return FromBudget(p, nil) }
 // the fleet; nil: alone). It resolves the target's address once (the
 // loops dial the IP, never DNS), reads the plan's data files from this
 // box and compiles the requests once (reqmix.Build): the loops only
-// render them. Errors in the plan match proto.ErrBadPlan.
+// render them. For an https:// target it builds the TLS configuration,
+// reading the plan's certificate files from this box (see TLSConfig).
+// Errors in the plan match proto.ErrBadPlan.
 func FromBudget(p *proto.Plan, b *proto.Budget) (Options, error) {
 	u, err := proto.ParseTarget(p.TargetURL)
 	if err != nil {
@@ -27,6 +30,9 @@ func FromBudget(p *proto.Plan, b *proto.Budget) (Options, error) {
 	port := u.Port()
 	if port == "" {
 		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
 	}
 	ta, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(u.Hostname(), port))
 	if err != nil {
@@ -40,7 +46,15 @@ func FromBudget(p *proto.Plan, b *proto.Budget) (Options, error) {
 	if err != nil {
 		return Options{}, err
 	}
+	var tc *tls.Config
+	if u.Scheme == "https" {
+		if tc, err = TLSConfig(p, serverName(p, u.Hostname())); err != nil {
+			return Options{}, err
+		}
+	}
 	o := Options{
+		TLS:            tc,
+		NoKeepAlive:    p.NoKeepAlive,
 		Addr:           ta.String(),
 		Mix:            m,
 		Head:           m.Head(),

@@ -180,6 +180,32 @@ type Plan struct {
 	// Secret names headers whose values are secrets besides those
 	// IsSecretHeader knows: redacted wherever the plan is shown.
 	Secret []string `json:"secret_headers,omitempty" yaml:"secret_headers,omitempty"`
+
+	// NoKeepAlive sends one request per connection ("Connection: close")
+	// and opens a new connection for the next: connect (and TLS
+	// handshake) time becomes part of every request's cycle, and is
+	// reported on its own. A "Connection: close" header sets it.
+	NoKeepAlive bool `json:"no_keepalive,omitempty" yaml:"no_keepalive,omitempty"`
+
+	// TLS, for https:// targets only (see tls.go). The files are paths
+	// on the box that runs the engine: in a fleet, on every agent's box
+	// (the plan carries the paths, never a certificate or a key).
+	//
+	// Insecure skips the verification of the server's certificate.
+	// CACert is a PEM file of authorities to trust instead of the
+	// system's. Cert and Key are a PEM client certificate (chain) and
+	// its private key, for servers that ask for one (mTLS). TLSMin is
+	// the lowest version offered, "1.2" (the default) or "1.3".
+	// Ciphers are the TLS 1.2 cipher suites offered, by Go name (TLS
+	// 1.3's are not configurable). TLSResume resumes sessions (tickets)
+	// on reconnects; by default every connection makes a full handshake.
+	Insecure  bool     `json:"insecure,omitempty" yaml:"insecure,omitempty"`
+	CACert    string   `json:"cacert,omitempty" yaml:"cacert,omitempty"`
+	Cert      string   `json:"cert,omitempty" yaml:"cert,omitempty"`
+	Key       string   `json:"key,omitempty" yaml:"key,omitempty"`
+	TLSMin    string   `json:"tls_min,omitempty" yaml:"tls_min,omitempty"`
+	Ciphers   []string `json:"ciphers,omitempty" yaml:"ciphers,omitempty"`
+	TLSResume bool     `json:"tls_resume,omitempty" yaml:"tls_resume,omitempty"`
 }
 
 // planFields is Plan without its JSON methods (so they can call the
@@ -247,6 +273,7 @@ func LoadPlan(path string) (*Plan, error) {
 	if err := p.resolveFiles(path); err != nil {
 		return nil, err
 	}
+	p.resolveTLSFiles(filepath.Dir(path))
 	return p, nil
 }
 
@@ -483,19 +510,23 @@ func (p *Plan) Normalize() {
 	}
 	_ = p.MoveCredentials()
 	p.normalizeRequests()
+	p.moveConnection()
 	if len(p.Headers) == 0 {
 		p.Headers = nil
 	}
 	if len(p.ExpectStatus) == 0 {
 		p.ExpectStatus = nil
 	}
+	if len(p.Ciphers) == 0 {
+		p.Ciphers = nil
+	}
 	if len(p.Pattern.Steps) == 0 {
 		p.Pattern.Steps = nil
 	}
 }
 
-// ParseTarget checks a target URL and returns it parsed. Only http:// is
-// served; the host must be given. Messages never show a password.
+// ParseTarget checks a target URL and returns it parsed: http:// or
+// https://, with a host. Messages never show a password.
 func ParseTarget(raw string) (*url.URL, error) {
 	if raw == "" {
 		return nil, bad("target_url is missing")
@@ -511,11 +542,9 @@ func ParseTarget(raw string) (*url.URL, error) {
 		return nil, bad("target_url %q is not a URL: %v", shown, err)
 	}
 	switch u.Scheme {
-	case "http":
-	case "https":
-		return nil, bad("target_url %q: https is not supported yet (use http://)", shown)
+	case "http", "https":
 	default:
-		return nil, bad("target_url %q: want http://HOST[:PORT]/PATH", shown)
+		return nil, bad("target_url %q: want http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH", shown)
 	}
 	if u.Hostname() == "" {
 		return nil, bad("target_url %q has no host", shown)
@@ -573,6 +602,12 @@ func (p *Plan) Validate() error {
 	if err := checkExpectStatus(p.ExpectStatus); err != nil {
 		return err
 	}
+	if p.NoKeepAlive && p.Pipeline > 1 {
+		return bad("no_keepalive sends one request per connection: pipeline must be 1, got %d", p.Pipeline)
+	}
+	if err := p.validateTLS(u.Scheme == "https"); err != nil {
+		return err
+	}
 	if err := p.validateRequests(); err != nil {
 		return err
 	}
@@ -621,10 +656,15 @@ func checkHeaders(h map[string]string) error {
 				return bad("header %s has a control character in its value", name)
 			}
 		}
-		for _, f := range []string{"Content-Length", "Transfer-Encoding", "Connection"} {
+		for _, f := range []string{"Content-Length", "Transfer-Encoding"} {
 			if strings.EqualFold(name, f) {
 				return bad("header %s is set by barrage itself", name)
 			}
+		}
+		if strings.EqualFold(name, "Connection") {
+			// Normalize takes "close" and "keep-alive" out (see
+			// moveConnection); any other value is barrage's to write.
+			return bad("header Connection: %q: only \"close\" (one request per connection, as --no-keepalive) or \"keep-alive\" (the default) may be given", value)
 		}
 	}
 	return nil

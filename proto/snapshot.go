@@ -38,6 +38,8 @@ type snapshotMeta struct {
 	BytesOut    uint64            `json:"bytes_out"`
 	Status      map[string]uint64 `json:"status,omitempty"`
 	Errors      map[string]uint64 `json:"errors,omitempty"`
+	TLS         map[string]uint64 `json:"tls,omitempty"`
+	ClientClose uint64            `json:"client_closes,omitempty"`
 	ConnsOpen   int               `json:"conns_open"`
 	ConnsWanted int               `json:"conns_wanted"`
 	LoopCPU     int64             `json:"loop_cpu_ns,omitempty"`
@@ -109,7 +111,8 @@ type Snapshot struct {
 }
 
 // MarshalSnapshot encodes a snapshot: magic, the counters as JSON, then the
-// four histograms in the V2 compressed encoding, each length-prefixed.
+// histograms it has (by tag) in the V2 compressed encoding, each
+// length-prefixed.
 func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 	s := sn.Stats
 	m := snapshotMeta{
@@ -119,7 +122,7 @@ func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 		ConnsOpen: s.ConnsOpen, ConnsWanted: s.ConnsWanted, Open: s.Open(), Final: sn.Final,
 		LoopCPU: int64(s.LoopCPU), LoopCap: int64(s.LoopCapacity),
 		Status: map[string]uint64{}, Errors: map[string]uint64{}, Shed: map[string]uint64{},
-		Censored: s.Censored, ServerClose: s.ServerCloses,
+		Censored: s.Censored, ServerClose: s.ServerCloses, ClientClose: s.ClientCloses,
 	}
 	if !sn.FirstSend.IsZero() {
 		m.FirstSend = sn.FirstSend.UnixNano()
@@ -143,6 +146,14 @@ func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 		r := &s.Requests[i]
 		m.Requests = append(m.Requests, reqMeta{Sent: r.Sent, Responses: r.Responses, Unfinished: r.Unfinished,
 			Status: statusMeta(&r.Status), Errors: errorsMeta(&r.Errors)})
+	}
+	for r := TLSReason(0); r < NumTLSReasons; r++ {
+		if s.TLS[r] > 0 {
+			if m.TLS == nil {
+				m.TLS = map[string]uint64{}
+			}
+			m.TLS[r.String()] = s.TLS[r]
+		}
 	}
 	js, err := json.Marshal(&m)
 	if err != nil {
@@ -168,11 +179,12 @@ func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 
 // Size caps of an encoded snapshot, checked before anything is decoded:
 // snapshot bytes come from znodes that anyone who can write them may
-// craft. The largest honest snapshot of one request is ~550 KB: four
-// histograms of ~133 KB each (every one of the 17 408 buckets counted near
-// 2^53, which does not compress) and a JSON part of ~17 KB (every status
-// code counted at 2^64-1). 1 MiB is also ZooKeeper's default limit for
-// one znode.
+// craft. The largest honest snapshot is ~690 KB: five histograms of ~133 KB
+// each (every one of the 17 408 buckets counted near 2^53, which does not
+// compress; an open-model TLS run carries latency, service, lateness,
+// connect and handshake, a closed one corrected instead of the two open
+// ones) and a JSON part of ~17 KB (every status code counted at 2^64-1).
+// 1 MiB is also ZooKeeper's default limit for one znode.
 //
 // Hazard: a mix adds a histogram and counters per request (up to
 // MaxRequests). An interval's histogram of one request compresses to a
@@ -238,7 +250,7 @@ func splitSnapshot(b []byte) (*Snapshot, bool, []part, error) {
 		Backlogged: m.Backlogged, Clamped: m.Clamped, BytesIn: m.BytesIn, BytesOut: m.BytesOut,
 		ConnsOpen: m.ConnsOpen, ConnsWanted: m.ConnsWanted,
 		LoopCPU: time.Duration(m.LoopCPU), LoopCapacity: time.Duration(m.LoopCap),
-		Censored: m.Censored, ServerCloses: m.ServerClose,
+		Censored: m.Censored, ServerCloses: m.ServerClose, ClientCloses: m.ClientClose,
 	}
 	for k := ShedKind(0); k < NumShedKinds; k++ {
 		s.Shed[k] = m.Shed[k.String()]
@@ -264,6 +276,9 @@ func splitSnapshot(b []byte) (*Snapshot, bool, []part, error) {
 				r.Errors[k] = rm.Errors[k.String()]
 			}
 		}
+	}
+	for r := TLSReason(0); r < NumTLSReasons; r++ {
+		s.TLS[r] = m.TLS[r.String()]
 	}
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > maxSnapshotParts {

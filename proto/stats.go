@@ -30,6 +30,14 @@ const (
 	// ErrConnect occurs when a connection cannot be opened (refused, timed
 	// out, unreachable). It counts connection attempts, not requests.
 	ErrConnect ErrKind = iota
+	// ErrTLS occurs when a TLS handshake fails (Stats.TLS says why), or
+	// TLS breaks an open connection (a bad record, an alert). Like
+	// ErrConnect it counts connections, not requests: a failed handshake
+	// sent no request, and the requests in flight on a connection TLS
+	// broke count as ErrReset. It sits before ErrTimeout so that every
+	// count of failed requests (ErrTimeout up to NumErrKinds) leaves it
+	// out.
+	ErrTLS
 	// ErrTimeout occurs when a response does not complete within the
 	// request timeout; the connection is closed and reopened.
 	ErrTimeout
@@ -41,7 +49,7 @@ const (
 	NumErrKinds
 )
 
-var errKindNames = [NumErrKinds]string{"connect", "timeout", "reset", "protocol"}
+var errKindNames = [NumErrKinds]string{"connect", "tls", "timeout", "reset", "protocol"}
 
 // String names the kind as the report and the JSON show it.
 func (k ErrKind) String() string {
@@ -49,6 +57,45 @@ func (k ErrKind) String() string {
 		return "unknown"
 	}
 	return errKindNames[k]
+}
+
+// TLSReason says why a TLS handshake failed, or why TLS broke an open
+// connection (Stats.TLS, which adds up to Errors[ErrTLS]).
+type TLSReason int
+
+// TLS failure reasons.
+const (
+	// TLSUnknownAuthority occurs when the server's certificate is not
+	// signed by an authority the generator trusts (a self-signed target
+	// without --cacert or --insecure).
+	TLSUnknownAuthority TLSReason = iota
+	// TLSBadCertificate occurs when a certificate is refused for another
+	// reason: the server's is expired, not yet valid or not for server
+	// authentication, or the server refused the generator's own (mTLS).
+	TLSBadCertificate
+	// TLSHostName occurs when the server's certificate does not name the
+	// host the generator asked for (the URL's host, or a Host header's).
+	TLSHostName
+	// TLSProtocolVersion occurs when client and server share no protocol version
+	// (--tls-min 1.3 against a server that offers only TLS 1.2).
+	TLSProtocolVersion
+	// TLSHandshakeTimeout occurs when a handshake does not end within the connect
+	// timeout.
+	TLSHandshakeTimeout
+	// TLSOther is every other failure: no cipher suite in common, a
+	// server that does not speak TLS, a bad record, an alert.
+	TLSOther
+	NumTLSReasons
+)
+
+var tlsReasonNames = [NumTLSReasons]string{"unknown_authority", "bad_certificate", "host_name", "protocol_version", "handshake_timeout", "other"}
+
+// String names the reason as the report and the JSON show it.
+func (r TLSReason) String() string {
+	if r < 0 || r >= NumTLSReasons {
+		return "unknown"
+	}
+	return tlsReasonNames[r]
 }
 
 // ShedKind says why a request that came due in the open model was never
@@ -101,7 +148,10 @@ type Stats struct {
 	Sent, Responses, Unfinished uint64
 	Status                      [MaxStatus]uint64
 	Errors                      [NumErrKinds]uint64
-	BytesIn, BytesOut           uint64
+	// TLS counts the TLS failures by reason; it adds up to
+	// Errors[ErrTLS].
+	TLS               [NumTLSReasons]uint64
+	BytesIn, BytesOut uint64
 	// Scheduled counts the open model's tokens that came due; Backlogged,
 	// those that found no connection free (the target was slower than the
 	// rate) and waited for one; Clamped, latencies over HistMax.
@@ -114,6 +164,10 @@ type Stats struct {
 	// so a connection count sampled meanwhile is short by the server's
 	// policy, not by the generator's failure.
 	ServerCloses uint64
+	// ClientCloses counts connections the generator closed after their
+	// one request (no keep-alive): each slot reconnects at once, so a
+	// connection count sampled meanwhile is short by the plan's policy.
+	ClientCloses uint64
 	// Censored counts latencies recorded as lower bounds: requests that
 	// never got an answer (in flight at the end or when their connection
 	// died, or due and still waiting for a connection at the end). Each
@@ -139,6 +193,12 @@ type Stats struct {
 	// Lateness is the open model's actual minus intended send time of the
 	// requests the generator could send at once: its own delay.
 	Latency, Service, Corrected, Lateness *hdrhistogram.Histogram
+	// Connect is the time each connection took to open (TCP connect);
+	// Handshake, the TLS handshake of each that opened over TLS. Both
+	// are nil until the first value: NewStats does not make them, the
+	// engine does when it records one, and a merge makes them only when
+	// the other side has values.
+	Connect, Handshake *hdrhistogram.Histogram
 
 	// Requests are the figures of each request of a named mix
 	// (Plan.Named), by the request's index in the plan; nil otherwise.
@@ -210,9 +270,9 @@ func (s *Stats) Open() bool { return s.Lateness != nil }
 
 // Reset zeroes s and keeps its histograms' memory.
 func (s *Stats) Reset() {
-	l, sv, c, la, rs := s.Latency, s.Service, s.Corrected, s.Lateness, s.Requests
-	*s = Stats{Latency: l, Service: sv, Corrected: c, Lateness: la, Requests: rs}
-	for _, h := range []*hdrhistogram.Histogram{l, sv, c, la} {
+	l, sv, c, la, cn, hs, rs := s.Latency, s.Service, s.Corrected, s.Lateness, s.Connect, s.Handshake, s.Requests
+	*s = Stats{Latency: l, Service: sv, Corrected: c, Lateness: la, Connect: cn, Handshake: hs, Requests: rs}
+	for _, h := range []*hdrhistogram.Histogram{l, sv, c, la, cn, hs} {
 		if h != nil {
 			h.Reset()
 		}
@@ -235,7 +295,8 @@ func (s *Stats) LoopBusy() float64 {
 	return float64(s.LoopCPU) / float64(s.LoopCapacity)
 }
 
-// Failed counts the requests that failed (every error kind but connect).
+// Failed counts the requests that failed (every error kind but connect
+// and tls, which count connections).
 func (s *Stats) Failed() uint64 {
 	var n uint64
 	for k := ErrTimeout; k < NumErrKinds; k++ {
@@ -253,8 +314,8 @@ func (s *Stats) TotalShed() uint64 {
 	return n
 }
 
-// TotalErrors counts every error, connection errors included.
-func (s *Stats) TotalErrors() uint64 { return s.Failed() + s.Errors[ErrConnect] }
+// TotalErrors counts every error, connection and TLS errors included.
+func (s *Stats) TotalErrors() uint64 { return s.Failed() + s.Errors[ErrConnect] + s.Errors[ErrTLS] }
 
 func mergeHist(dst **hdrhistogram.Histogram, src *hdrhistogram.Histogram) int64 {
 	if src == nil {
@@ -264,6 +325,16 @@ func mergeHist(dst **hdrhistogram.Histogram, src *hdrhistogram.Histogram) int64 
 		*dst = NewHistogram()
 	}
 	return (*dst).Merge(src)
+}
+
+// mergeOptional is mergeHist for a histogram made only when it gets a
+// value (Connect, Handshake): an empty source makes none (a plain-HTTP
+// run has no handshake histogram, in its report or its snapshots).
+func mergeOptional(dst **hdrhistogram.Histogram, src *hdrhistogram.Histogram) int64 {
+	if src == nil || *dst == nil && src.TotalCount() == 0 {
+		return 0
+	}
+	return mergeHist(dst, src)
 }
 
 // Merge adds o into s. Histograms merge exactly; it returns how many
@@ -285,6 +356,9 @@ func (s *Stats) Merge(o *Stats) (dropped int64) {
 	for i := range o.Errors {
 		s.Errors[i] += o.Errors[i]
 	}
+	for i := range o.TLS {
+		s.TLS[i] += o.TLS[i]
+	}
 	s.BytesIn += o.BytesIn
 	s.BytesOut += o.BytesOut
 	s.Scheduled += o.Scheduled
@@ -295,6 +369,7 @@ func (s *Stats) Merge(o *Stats) (dropped int64) {
 	}
 	s.Censored += o.Censored
 	s.ServerCloses += o.ServerCloses
+	s.ClientCloses += o.ClientCloses
 	s.ConnsOpen += o.ConnsOpen
 	s.ConnsWanted += o.ConnsWanted
 	s.LoopCPU += o.LoopCPU
@@ -303,6 +378,8 @@ func (s *Stats) Merge(o *Stats) (dropped int64) {
 	dropped += mergeHist(&s.Service, o.Service)
 	dropped += mergeHist(&s.Corrected, o.Corrected)
 	dropped += mergeHist(&s.Lateness, o.Lateness)
+	dropped += mergeOptional(&s.Connect, o.Connect)
+	dropped += mergeOptional(&s.Handshake, o.Handshake)
 	s.growRequests(len(o.Requests))
 	for i := range o.Requests {
 		r, x := &s.Requests[i], &o.Requests[i]
@@ -323,11 +400,12 @@ func (s *Stats) Merge(o *Stats) (dropped int64) {
 // Clone returns a deep copy of s.
 func (s *Stats) Clone() *Stats {
 	c := *s
-	c.Latency, c.Service, c.Corrected, c.Lateness = nil, nil, nil, nil
+	c.Latency, c.Service, c.Corrected, c.Lateness, c.Connect, c.Handshake = nil, nil, nil, nil, nil, nil
 	for _, p := range []struct {
 		dst **hdrhistogram.Histogram
 		src *hdrhistogram.Histogram
-	}{{&c.Latency, s.Latency}, {&c.Service, s.Service}, {&c.Corrected, s.Corrected}, {&c.Lateness, s.Lateness}} {
+	}{{&c.Latency, s.Latency}, {&c.Service, s.Service}, {&c.Corrected, s.Corrected}, {&c.Lateness, s.Lateness},
+		{&c.Connect, s.Connect}, {&c.Handshake, s.Handshake}} {
 		if p.src != nil {
 			*p.dst = p.src.Clone()
 		}
@@ -362,6 +440,8 @@ var histogramFields = []struct {
 	{"service", func(s *Stats) **hdrhistogram.Histogram { return &s.Service }},
 	{"corrected", func(s *Stats) **hdrhistogram.Histogram { return &s.Corrected }},
 	{"lateness", func(s *Stats) **hdrhistogram.Histogram { return &s.Lateness }},
+	{"connect", func(s *Stats) **hdrhistogram.Histogram { return &s.Connect }},
+	{"handshake", func(s *Stats) **hdrhistogram.Histogram { return &s.Handshake }},
 }
 
 // histograms lists s's histograms present, by tag.

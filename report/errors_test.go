@@ -87,7 +87,7 @@ func TestErrorStatusInReport(t *testing.T) {
 	for _, want := range []string{
 		"Requests    98 sent: 96 answered, 2 failed, 0 unfinished at stop\n",
 		"Errors      14: connect 1, timeout 2, http_4xx 4, http_5xx 6, http_other 1\n",
-		"Error kinds   connect 1, timeout 2, reset 0, protocol 0, http_4xx 4, http_5xx 6, http_other 1\n",
+		"Error kinds   connect 1, tls 0, timeout 2, reset 0, protocol 0, http_4xx 4, http_5xx 6, http_other 1\n",
 		"Status codes  200: 80, 302: 5, 404: 3, 429: 1, 500: 4, 503: 2, other: 1\n",
 	} {
 		if !strings.Contains(out, want) {

@@ -161,6 +161,16 @@ type Report struct {
 	Service   *Latency `json:"service_time_us,omitempty"`
 	Corrected *Latency `json:"corrected_latency_us,omitempty"`
 	Lateness  *Latency `json:"send_lateness_us,omitempty"`
+	// Connect is the time connections took to open (TCP connect), and
+	// Handshake their TLS handshakes (https only): with --no-keepalive,
+	// one per request. Absent when no connection opened.
+	Connect   *Latency `json:"connect_us,omitempty"`
+	Handshake *Latency `json:"tls_handshake_us,omitempty"`
+	// TLSErrors splits error_kinds' tls by reason (absent when none).
+	TLSErrors map[string]uint64 `json:"tls_errors,omitempty"`
+	// ClientCloses counts connections the generator closed after their
+	// one request (--no-keepalive; reopened at once).
+	ClientCloses uint64 `json:"client_closes,omitempty"`
 
 	Status     map[string]uint64 `json:"status"`
 	ErrorKinds map[string]uint64 `json:"error_kinds"`
@@ -409,8 +419,10 @@ func (a *Aggregator) Add(s *proto.Stats) {
 		// A connection the server closed after a complete response is
 		// reopened at once; one sampled while it reconnects is missing by
 		// the server's policy. At most one per close is excused.
+		// So is one the generator closed after its one request
+		// (--no-keepalive).
 		if short := int64(s.ConnsWanted) - int64(s.ConnsOpen); short > 0 {
-			a.connsExcused += min(short, int64(min(s.ServerCloses, 1<<62)))
+			a.connsExcused += min(short, int64(min(s.ServerCloses, 1<<61)+min(s.ClientCloses, 1<<61)))
 		}
 	}
 }
@@ -444,6 +456,20 @@ func statusMap(s *proto.Stats) map[string]uint64 {
 			k = "other"
 		}
 		m[k] = n
+	}
+	return m
+}
+
+// tlsMap is the TLS failures by reason, nil when there are none.
+func tlsMap(s *proto.Stats) map[string]uint64 {
+	var m map[string]uint64
+	for r := proto.TLSReason(0); r < proto.NumTLSReasons; r++ {
+		if s.TLS[r] > 0 {
+			if m == nil {
+				m = map[string]uint64{}
+			}
+			m[r.String()] = s.TLS[r]
+		}
 	}
 	return m
 }
@@ -501,6 +527,8 @@ func (a *Aggregator) Report(elapsed time.Duration) *Report {
 		DurationSeconds: elapsed.Seconds(),
 		Latency:         Summarize(t.Latency), Service: Summarize(t.Service),
 		Corrected: Summarize(t.Corrected), Lateness: Summarize(t.Lateness),
+		Connect: Summarize(t.Connect), Handshake: Summarize(t.Handshake),
+		TLSErrors: tlsMap(t), ClientCloses: t.ClientCloses,
 		Status: statusMap(t), ErrorKinds: errs.Kinds(),
 		BytesIn: t.BytesIn, BytesOut: t.BytesOut,
 		Scheduled: t.Scheduled, Backlogged: t.Backlogged, Shed: shedMap(t),

@@ -52,10 +52,26 @@ func (r *Report) errorKindsText() string {
 	var parts []string
 	for _, k := range errorKindOrder {
 		if n := r.ErrorKinds[k]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+			part := fmt.Sprintf("%s %d", k, n)
+			if k == proto.ErrTLS.String() && len(r.TLSErrors) > 0 {
+				part += " (" + r.tlsReasonsText() + ")"
+			}
+			parts = append(parts, part)
 		}
 	}
 	return fmt.Sprintf("%d: %s", r.Errors, strings.Join(parts, ", "))
+}
+
+// tlsReasonsText lists the TLS failures by reason, in proto's order:
+// "unknown_authority 12, host_name 1".
+func (r *Report) tlsReasonsText() string {
+	var parts []string
+	for k := proto.TLSReason(0); k < proto.NumTLSReasons; k++ {
+		if n := r.TLSErrors[k.String()]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // errorKindOrder is the order kinds are printed in.
@@ -117,6 +133,10 @@ func (r *Report) WriteText(out io.Writer) error {
 		fmt.Fprintf(&b, "Server      closed %s after a complete response (reopened at once)\n",
 			plural(int64(r.ServerCloses), "connection", "connections"))
 	}
+	if r.ClientCloses > 0 {
+		fmt.Fprintf(&b, "No keep-alive  %s closed after their one request (reopened at once)\n",
+			plural(int64(r.ClientCloses), "connection", "connections"))
+	}
 	b.WriteString("\n")
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "Latency\tmean\tstdev\tmin\tp50\tp75\tp90\tp99\tp99.9\tp99.99\tmax\n")
@@ -127,6 +147,14 @@ func (r *Report) WriteText(out io.Writer) error {
 	} else {
 		latencyRow(w, "service time", r.Latency)
 		latencyRow(w, "CO-corrected", r.Corrected)
+	}
+	// How long connections took to open, apart from the requests (with
+	// --no-keepalive, once per request).
+	if r.Connect != nil && r.Connect.Count > 0 {
+		latencyRow(w, "connect", r.Connect)
+	}
+	if r.Handshake != nil && r.Handshake.Count > 0 {
+		latencyRow(w, "TLS handshake", r.Handshake)
 	}
 	w.Flush()
 	b.WriteString("\nStatus codes  ")

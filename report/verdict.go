@@ -147,7 +147,7 @@ func (a *Aggregator) judge(r *Report, hits float64) {
 		r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
 	}
 	// 1. No answers.
-	if connErrs := t.Errors[proto.ErrConnect]; t.Responses == 0 && (t.Sent > 0 || t.Scheduled > 0 || connErrs > 0) {
+	if connErrs, tlsErrs := t.Errors[proto.ErrConnect], t.Errors[proto.ErrTLS]; t.Responses == 0 && (t.Sent > 0 || t.Scheduled > 0 || connErrs > 0 || tlsErrs > 0) {
 		r.NoAnswers = true
 		parts := []string{"0 responses to " + plural(int64(t.Sent), "request", "requests") + " sent"}
 		if t.Scheduled > 0 {
@@ -161,6 +161,9 @@ func (a *Aggregator) judge(r *Report, hits float64) {
 		}
 		if connErrs > 0 {
 			parts = append(parts, plural(int64(connErrs), "connection attempt", "connection attempts")+" failed")
+		}
+		if tlsErrs > 0 {
+			parts = append(parts, plural(int64(tlsErrs), "TLS failure", "TLS failures")+" ("+r.tlsReasonsText()+")")
 		}
 		bounds := ""
 		if t.Censored > 0 {
@@ -183,12 +186,18 @@ func (a *Aggregator) judge(r *Report, hits float64) {
 		if float64(held) < MinConnsHeld*float64(a.connsWanted) {
 			why := fmt.Sprintf("held %.1f%% of the connections asked for (%d connection-intervals of %d)", pct, held, a.connsWanted)
 			if a.connsExcused > 0 {
-				why += fmt.Sprintf(", counting %d that were reopening after the server closed them", a.connsExcused)
+				why += fmt.Sprintf(", counting %d that were reopening after the server (or, without keep-alive, the generator) closed them", a.connsExcused)
 			}
 			if n := t.Errors[proto.ErrConnect]; n > 0 {
 				why += fmt.Sprintf("; %s failed", plural(int64(n), "connection attempt", "connection attempts"))
 			}
+			if n := t.Errors[proto.ErrTLS]; n > 0 {
+				why += fmt.Sprintf("; %s (%s)", plural(int64(n), "TLS failure", "TLS failures"), r.tlsReasonsText())
+			}
 			invalid("%s", why)
+		} else if a.connsExcused > 0 && t.ClientCloses > 0 {
+			note("without keep-alive, each connection carried one request and was reopened at once: %.1f%% of the connections asked for were open at the interval ends, the rest were reconnecting by the plan's policy",
+				100*float64(a.connsHeld)/float64(a.connsWanted))
 		} else if a.connsExcused > 0 {
 			note("the server closed %s after a complete response (Connection: close or HTTP/1.0) and each was reopened at once: %.1f%% of the connections asked for were open at the interval ends, the rest were reconnecting by the server's policy, not for want of the generator's",
 				plural(int64(t.ServerCloses), "connection", "connections"), 100*float64(a.connsHeld)/float64(a.connsWanted))

@@ -385,7 +385,7 @@ func (c *compiler) request(i int, r *proto.Request, host string) (compiled, erro
 	_, hok := head.Static()
 	bs, bok := body.Static()
 	if pok && hok && bok {
-		req := http1.Request{Method: m, Host: host, Path: string(ps), Headers: plain, Body: bs}
+		req := http1.Request{Method: m, Host: host, Path: string(ps), Headers: plain, Body: bs, Close: c.p.NoKeepAlive}
 		if err := req.Validate(); err != nil {
 			return compiled{}, proto.BadPlanf("%s: %v", label("request"), err)
 		}
@@ -396,14 +396,18 @@ func (c *compiler) request(i int, r *proto.Request, host string) (compiled, erro
 	// header), and proto's Validate checked method and header names.
 	cr := compiled{tables: tablesOf(head, body)}
 	needCL := r.Body != "" || m == "POST" || m == "PUT" || m == "PATCH"
+	conn := "Connection: keep-alive\r\n\r\n"
+	if c.p.NoKeepAlive {
+		conn = "Connection: close\r\n\r\n"
+	}
 	switch {
 	case !needCL:
-		cr.prog = tmpl.Concat(head, tmpl.Literal("Connection: keep-alive\r\n\r\n"))
+		cr.prog = tmpl.Concat(head, tmpl.Literal(conn))
 	case bok:
-		cr.prog = tmpl.Concat(head, tmpl.Literal("Content-Length: "+strconv.Itoa(len(bs))+"\r\nConnection: keep-alive\r\n\r\n"), body)
+		cr.prog = tmpl.Concat(head, tmpl.Literal("Content-Length: "+strconv.Itoa(len(bs))+"\r\n"+conn), body)
 	default:
 		cr.prog = tmpl.Concat(head, tmpl.Literal("Content-Length: "))
-		cr.tail = []byte("\r\nConnection: keep-alive\r\n\r\n")
+		cr.tail = []byte("\r\n" + conn)
 		cr.body = body
 	}
 	return cr, nil

@@ -34,6 +34,14 @@ type loadFlags struct {
 	secret         []string
 	headerFiles    []string
 	raw            bool
+	noKeepAlive    bool
+	insecure       bool
+	caCert         string
+	cert           string
+	key            string
+	tlsMin         string
+	ciphers        []string
+	tlsResume      bool
 	// oneBox is set for `run`: the whole plan runs on this machine, so
 	// it must also fit one box's caps (proto.Caps).
 	oneBox bool
@@ -61,6 +69,14 @@ func (lf *loadFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&lf.targets, "targets", "", "vegeta targets file (METHOD URL, header lines, @body-file, a blank line between targets): a mix of equal weights")
 	fs.BoolVar(&lf.raw, "raw", false, "send the request's headers and body as written: {{...}} is no variable")
 	fs.StringArrayVar(&lf.secret, "secret-header", nil, "a header whose value is a secret, redacted in reports and logs like Authorization (repeatable)")
+	fs.BoolVar(&lf.noKeepAlive, "no-keepalive", false, `one request per connection ("Connection: close"), a new connection for each: connect and TLS handshake times are measured and reported on their own`)
+	fs.BoolVar(&lf.insecure, "insecure", false, "https: do not verify the server's certificate")
+	fs.StringVar(&lf.caCert, "cacert", "", "https: PEM file of the authorities to trust (instead of the system's); a path on the box that runs the load (every agent's)")
+	fs.StringVar(&lf.cert, "cert", "", "https: PEM client certificate (chain) for servers that ask for one (mTLS); with --key")
+	fs.StringVar(&lf.key, "key", "", "https: PEM private key of --cert (read on the box that runs the load; never sent through ZooKeeper)")
+	fs.StringVar(&lf.tlsMin, "tls-min", "", "https: lowest TLS version offered: 1.2 (default) or 1.3")
+	fs.StringSliceVar(&lf.ciphers, "ciphers", nil, "https: TLS 1.2 cipher suites offered, by Go name, comma-separated (TLS 1.3's are not configurable)")
+	fs.BoolVar(&lf.tlsResume, "tls-resume", false, "https: resume TLS sessions (tickets) on reconnects; by default every connection makes a full handshake")
 	lf.oneBox = fs.Name() == "run"
 	if lf.oneBox {
 		fs.StringArrayVar(&lf.headerFiles, "header-file", nil, "NAME=FILE: the header's value is FILE's first line, read again whenever FILE changes (a rotated token); repeatable")
@@ -150,6 +166,30 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	if fs.Changed("expect-status") {
 		p.ExpectStatus = lf.expectStatus
 	}
+	if set("no-keepalive") {
+		p.NoKeepAlive = lf.noKeepAlive
+	}
+	if set("insecure") {
+		p.Insecure = lf.insecure
+	}
+	if fs.Changed("cacert") {
+		p.CACert = lf.caCert
+	}
+	if fs.Changed("cert") {
+		p.Cert = lf.cert
+	}
+	if fs.Changed("key") {
+		p.Key = lf.key
+	}
+	if fs.Changed("tls-min") {
+		p.TLSMin = lf.tlsMin
+	}
+	if fs.Changed("ciphers") {
+		p.Ciphers = lf.ciphers
+	}
+	if set("tls-resume") {
+		p.TLSResume = lf.tlsResume
+	}
 	hdrs, literal, err := headerValues(lf.headers, os.Stdin)
 	if err != nil {
 		return nil, err
@@ -218,6 +258,9 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	}
 	if err := request.Check(&p, src); err != nil {
 		return nil, err
+	}
+	if p.Insecure {
+		fmt.Fprintf(os.Stderr, "barrage %s: warning: --insecure: the target's certificate is not verified\n", fs.Name())
 	}
 	if lf.oneBox {
 		// The whole plan runs here: one box's connection limit applies

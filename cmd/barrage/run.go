@@ -143,7 +143,12 @@ func cmdRun(args []string) int {
 	rep, _, err := r.Run(ctx)
 	if err != nil {
 		if errors.Is(err, engine.ErrNoConnection) {
-			fmt.Fprintf(os.Stderr, "barrage run: %v (is the target up?)\n", err)
+			hint := "is the target up?"
+			var te *engine.TLSError
+			if errors.As(err, &te) {
+				hint = tlsHint(te)
+			}
+			fmt.Fprintf(os.Stderr, "barrage run: %v (%s)\n", err, hint)
 			return exitNoStart
 		}
 		if ctx.Err() != nil {
