@@ -12,10 +12,14 @@ import (
 
 // inflight is one request on the wire: when it was meant to go (open model)
 // and when it went, both in ns since the engine's epoch, and which request
-// of the mix it is.
+// of the mix it is. With retries (retry.go): attempt counts the attempts
+// made before this one (0: the first), and probe marks a breaker probe
+// (its half-open's generation; 0: none). It stays 24 bytes.
 type inflight struct {
 	intended, sent int64
-	req            int
+	req            int32
+	attempt        uint8
+	probe          uint8
 }
 
 // conn is one connection slot of a loop. It outlives the TCP connections
@@ -69,6 +73,13 @@ type conn struct {
 	// request was answered (no keep-alive): the slot reconnects at once,
 	// and the close is not the server's.
 	ownClose bool
+
+	// With retries (retry.go), beside each ring slot: the bytes its
+	// request sent (sentB: in own, or the loop's fixed request), the
+	// slot's own buffer, and the request's first intended time (origin,
+	// for a retry). Nil without retries.
+	sentB, own [][]byte
+	origin     []int64
 }
 
 func (c *conn) free() int { return len(c.ring) - c.n }
@@ -79,9 +90,30 @@ func (c *conn) push(intended, sent int64, req int) {
 	if i >= len(c.ring) {
 		i -= len(c.ring)
 	}
-	c.ring[i] = inflight{intended, sent, req}
+	c.ring[i] = inflight{intended: intended, sent: sent, req: int32(req)}
 	c.n++
 }
+
+// pushAttempt is push for a retry (attempt > 0) or a probe.
+func (c *conn) pushAttempt(intended, sent int64, req int32, attempt, probe uint8) {
+	c.ring[c.tail()] = inflight{intended: intended, sent: sent, req: req, attempt: attempt, probe: probe}
+	c.n++
+}
+
+// tail is the ring slot the next push fills.
+func (c *conn) tail() int { return c.slot(c.n) }
+
+// slot is the ring slot of the j-th oldest request in flight.
+func (c *conn) slot(j int) int {
+	i := c.head + j
+	if i >= len(c.ring) {
+		i -= len(c.ring)
+	}
+	return i
+}
+
+// markProbe marks the request just pushed a breaker probe.
+func (c *conn) markProbe(probe uint8) { c.ring[c.slot(c.n-1)].probe = probe }
 
 // pop removes the oldest request in flight and returns it.
 func (c *conn) pop() inflight {

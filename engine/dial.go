@@ -142,6 +142,7 @@ func (d *dialer) work() {
 				var te *TLSError
 				if errors.As(err, &te) {
 					j.l.tlsErrs[te.Reason].Add(1)
+					j.l.connFails.Add(1)
 					d.report(first, err)
 					d.add(j.l, j.c, true)
 					continue
@@ -168,6 +169,7 @@ func (d *dialer) work() {
 				continue
 			}
 			j.l.connErrs.Add(1)
+			j.l.connFails.Add(1)
 			d.report(first, err)
 			d.add(j.l, j.c, true)
 			continue

@@ -80,6 +80,8 @@ type Engine struct {
 	mixCur, mixNext *reqmix.Mix
 	mixAt           time.Duration
 	mixVersion      uint64
+	// bk is the circuit breaker (Options.Breaker), nil without one.
+	bk *breaker
 }
 
 // neverAt is a time no run reaches.
@@ -139,6 +141,9 @@ func New(o Options) (*Engine, error) {
 	}
 	e.nloops = min(len(o.CPUs), minConns)
 	e.collect = make(chan part, e.nloops*8)
+	if o.Breaker != nil {
+		e.bk = newBreaker(*o.Breaker, o.fail.Connect, e.nloops)
+	}
 	e.finalSeq.Store(-1)
 	return e, nil
 }
@@ -303,6 +308,9 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 			go l.pacer(pctx)
 		}
 	}
+	if e.bk != nil {
+		go e.bk.run(pctx, e)
+	}
 
 	done := make(chan struct{})
 	go e.collector(done)
@@ -339,6 +347,13 @@ func (e *Engine) newLoop(i int) *loop {
 		l.fixed = e.opts.Request
 	}
 	l.nextMixAt = neverAt
+	l.pubAt = 1 << 62
+	if e.opts.Retry != nil || e.opts.Breaker != nil {
+		l.rt = newRetrier(&e.opts, i)
+		if e.bk != nil {
+			l.pubAt = 0
+		}
+	}
 	l.st = l.newStats()
 	if e.opts.TLS != nil {
 		l.plain = make([]byte, tlsPlainBuf)
@@ -592,6 +607,9 @@ func (e *Engine) collector(done chan<- struct{}) {
 				break
 			}
 			delete(waiting, next)
+			if e.bk != nil {
+				e.bk.take(w.st, w.st.End, int64(w.st.Seq) == e.finalSeq.Load())
+			}
 			if e.opts.OnInterval != nil {
 				e.opts.OnInterval(w.st)
 			}

@@ -32,6 +32,9 @@ type loop struct {
 	// reason; dialer goroutines add to them.
 	connErrs atomic.Uint64
 	tlsErrs  [proto.NumTLSReasons]atomic.Uint64
+	// connFails counts failed connects and TLS handshakes since the
+	// start (the dialer adds to it; the breaker reads it).
+	connFails atomic.Uint64
 	// nextDue is the absolute time (ns since epoch) of the next token, read
 	// by the pacer goroutine to know when to wake the loop.
 	nextDue     atomic.Int64
@@ -107,6 +110,11 @@ type loop struct {
 	// refillAt is how many free pipeline slots a closed-model connection
 	// waits for before it writes again (see setRefill).
 	refillAt int
+	// rt is the loop's retry queue and breaker counting (retry.go); nil
+	// with neither retries nor a breaker. pubAt is when the loop next
+	// publishes its counts to the breaker (never without one).
+	rt    *retrier
+	pubAt int64
 }
 
 // setRefill sets when a pipelined closed-model connection writes again,
@@ -407,6 +415,9 @@ func (l *loop) OnClose(gc gnet.Conn, err error) gnet.Action {
 		st.Errors[kind] += uint64(c.n)
 		l.failReqs(st, c, kind)
 		l.censor(st, c, now)
+		if l.rt != nil {
+			l.failedAll(c, kind, now)
+		}
 		c.n = 0
 	} else if !c.failSet && !c.srvClose && !c.ownClose && !c.draining {
 		// The server closed a connection with nothing in flight (its
@@ -441,6 +452,7 @@ func (l *loop) redial(c *conn, wait bool) {
 // complete records the response that just ended for the oldest request of c.
 func (l *loop) complete(c *conn, now int64) {
 	st := l.st
+	i := c.head
 	f := c.pop()
 	st.Responses++
 	code := c.parser.Status()
@@ -450,6 +462,9 @@ func (l *loop) complete(c *conn, now int64) {
 	st.Status[code]++
 	if l.perName {
 		l.completeReq(st, f, code, now)
+	}
+	if l.rt != nil {
+		l.answered(c, i, f, code, now)
 	}
 	if l.open {
 		l.record(st.Latency, now-f.intended)
@@ -582,10 +597,14 @@ func (l *loop) send(c *conn, intended, now int64) {
 		l.takeMix()
 	}
 	req := 0
+	start := len(c.wbuf)
 	if l.fixed != nil {
 		c.wbuf = append(c.wbuf, l.fixed...)
 	} else {
 		c.wbuf, req = l.rend.Append(c.wbuf, l.mix, l.e.unixNS+now)
+	}
+	if c.sentB != nil {
+		l.keep(c, start)
 	}
 	if l.perName {
 		l.st.Requests[req].Sent++
@@ -606,6 +625,10 @@ func (l *loop) send(c *conn, intended, now int64) {
 // one goes (one atomic load per call).
 func (l *loop) fill(c *conn, now int64) {
 	if !c.open || c.draining || now > l.e.lease.Load().until {
+		return
+	}
+	if l.rt != nil {
+		l.fillGuarded(c, now)
 		return
 	}
 	for c.n < len(c.ring) {
@@ -698,12 +721,29 @@ func (l *loop) pump(now int64) {
 	if p.nextOK && p.nextAt+e.startNS < ls.from {
 		p.shed(p.count(ls.from-e.startNS-1), proto.ShedFenced, st)
 	}
+	gate := stateClosed
+	if e.bk != nil {
+		if gate = e.bk.state.Load(); gate == stateOpen {
+			l.shedOpen(now, t)
+			return
+		}
+	}
 	if p.nextOK && t-p.nextAt > int64(e.opts.Timeout) {
 		p.shed(p.count(t-int64(e.opts.Timeout)-1), proto.ShedBacklog, st)
 	}
 	offered := p.offered
 	sends := 0
+	if l.rt != nil && l.rt.pending() {
+		sends = l.sendRetries(nil, now, gate, MaxPumpSends)
+	}
 	for p.nextOK && p.nextAt <= t && sends < MaxPumpSends {
+		if gate == stateHalfOpen {
+			if !l.probeToken(now, t) {
+				break
+			}
+			sends++
+			continue
+		}
 		c := l.takeFree()
 		if c == nil {
 			break
@@ -735,6 +775,21 @@ func (l *loop) pump(now int64) {
 // bound with tokens due; else a backlog waits for a connection, looked at
 // every MaxPacerTick (and at every response).
 func (l *loop) due(now, t int64, more bool) int64 {
+	d := l.dueToken(now, t, more)
+	if l.rt != nil && l.rt.pending() {
+		// A retry due and waiting for a connection is looked at with the
+		// backlog's tokens.
+		r := l.dueRetry()
+		if r <= now {
+			r = now + int64(MaxPacerTick)
+		}
+		d = min(d, r)
+	}
+	return d
+}
+
+// dueToken is due for the schedule's tokens alone.
+func (l *loop) dueToken(now, t int64, more bool) int64 {
 	p := &l.pc
 	switch {
 	case !p.nextOK:
@@ -759,6 +814,9 @@ func (l *loop) settle(st *proto.Stats, now, end int64) {
 	} else {
 		if p.nextOK && p.nextAt+e.startNS < ls.from {
 			p.shed(p.count(ls.from-e.startNS-1), proto.ShedFenced, st)
+		}
+		if e.bk != nil && e.bk.state.Load() == stateOpen {
+			p.shedDue(end, proto.ShedCircuit, st)
 		}
 		if p.nextOK && t-p.nextAt > int64(e.opts.Timeout) {
 			p.shed(p.count(t-int64(e.opts.Timeout)-1), proto.ShedBacklog, st)
@@ -1002,6 +1060,11 @@ func (l *loop) newConn() *conn {
 		size = m.SizeHint() + m.SizeHint()/4
 	}
 	c.wbuf = make([]byte, 0, size*l.e.opts.Pipeline)
+	if l.rt != nil && l.rt.on {
+		c.sentB = make([][]byte, l.e.opts.Pipeline)
+		c.own = make([][]byte, l.e.opts.Pipeline)
+		c.origin = make([]int64, l.e.opts.Pipeline)
+	}
 	l.conns = append(l.conns, c)
 	l.active++
 	return c
@@ -1079,6 +1142,9 @@ func (l *loop) handoff(seq, step int, start, end time.Duration, final bool) {
 				l.censor(st, c, now)
 			}
 		}
+		if l.rt != nil {
+			l.endRetries(st, now)
+		}
 		l.stopped = true
 	}
 	st.Seq, st.Step, st.Start, st.End = seq, step, start, end
@@ -1111,6 +1177,9 @@ func (l *loop) newStats() *proto.Stats {
 	s := proto.NewStats(l.open)
 	if l.perName {
 		s.SetRequests(l.nreq)
+	}
+	if l.rt != nil && l.rt.on {
+		s.EndToEnd = proto.NewHistogram()
 	}
 	return s
 }
@@ -1145,6 +1214,9 @@ func (l *loop) cutAt(i int) int64 {
 // the clock is late by a whole interval, the later counts stay in l.st and
 // go to the next interval.
 func (l *loop) maybeCut(now int64) {
+	if now >= l.pubAt {
+		l.publish(now)
+	}
 	due := l.cutDue.Load()
 	if now < due || l.cut != nil || !l.started || l.stopped {
 		return

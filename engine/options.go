@@ -137,6 +137,27 @@ type Options struct {
 	// not refilled; requests in flight complete. Until the first Renew
 	// nothing is sent. Default false: no lease.
 	Lease bool
+	// Retry, when set, sends a request whose attempt failed with one of
+	// the FailOn kinds again, the same bytes, after its backoff (see
+	// retry.go); it must be normalized and valid (proto.Plan.Validate).
+	// Nil: no retries.
+	Retry *proto.Retry
+	// Breaker, when set, is the engine's circuit breaker (breaker.go),
+	// counting the FailOn kinds as failures. Nil: none.
+	Breaker *proto.Breaker
+	// FailOn lists what retries are made for and the breaker counts
+	// (proto.ParseFailOn); default proto.DefaultFailOn.
+	FailOn []string
+	// ExpectStatus is the success set (empty: every code below 400):
+	// a request answered with one of them only after a retry counts in
+	// Stats.RetriedOK.
+	ExpectStatus []int
+	// Seed seeds each loop's jitter stream (with its index).
+	Seed uint64
+
+	// Compiled by normalize.
+	fail     proto.FailSet
+	okStatus [proto.MaxStatus]bool
 }
 
 func (o *Options) normalize() error {
@@ -169,6 +190,37 @@ func (o *Options) normalize() error {
 	}
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval
+	}
+	if o.Retry != nil || o.Breaker != nil {
+		on := o.FailOn
+		if len(on) == 0 {
+			on = proto.DefaultFailOn
+		}
+		fs, err := proto.ParseFailOn(on)
+		if err != nil {
+			return fmt.Errorf("%w: fail kinds: %v", ErrBadOptions, err)
+		}
+		o.fail = fs
+		if r := o.Retry; r != nil && (r.Max < 1 || r.Max > proto.MaxRetries || r.Base <= 0 || r.MaxDelay < r.Base) {
+			return fmt.Errorf("%w: retry %+v (normalize and validate the plan first)", ErrBadOptions, *r)
+		}
+		if b := o.Breaker; b != nil && (b.Window.D() < proto.MinBreakerWindow || b.MinCalls < 1 || b.ErrorRate <= 0 || b.OpenFor <= 0 || b.HalfOpenProbes < 1) {
+			return fmt.Errorf("%w: breaker %+v (normalize and validate the plan first)", ErrBadOptions, *b)
+		}
+		// The success set, as report.Expect reads it: every code in
+		// 100..399 by default; the listed ones otherwise (Status[0]
+		// counts codes outside 1..599: a success when one such is
+		// listed).
+		for c := range o.okStatus {
+			o.okStatus[c] = len(o.ExpectStatus) == 0 && c >= 100 && c < 400
+		}
+		for _, c := range o.ExpectStatus {
+			if c > 0 && c < proto.MaxStatus {
+				o.okStatus[c] = true
+			} else {
+				o.okStatus[0] = true
+			}
+		}
 	}
 	if len(o.CPUs) == 0 {
 		cpus, err := AllowedCPUs()

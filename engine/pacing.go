@@ -209,12 +209,16 @@ func (p *pacing) shed(k uint64, kind proto.ShedKind, st *proto.Stats) {
 
 // fence sheds every token due by t that was not sent (the lease lapsed):
 // counted as due, never as backlogged.
-func (p *pacing) fence(t int64, st *proto.Stats) {
+func (p *pacing) fence(t int64, st *proto.Stats) { p.shedDue(t, proto.ShedFenced, st) }
+
+// shedDue sheds every token due by t that was not sent, for kind (the
+// lease lapsed, the circuit is open), in O(1).
+func (p *pacing) shedDue(t int64, kind proto.ShedKind, st *proto.Stats) {
 	c := p.seen
 	if p.seenOK && p.seenAt <= t {
 		c = p.count(t)
 	}
-	p.shed(c, proto.ShedFenced, st)
+	p.shed(c, kind, st)
 }
 
 // waiting is the number of tokens due and not sent.

@@ -62,6 +62,15 @@ func FromBudget(p *proto.Plan, b *proto.Budget) (Options, error) {
 		Pipeline:       p.Pipeline,
 		Timeout:        p.Timeout.D(),
 		ConnectTimeout: p.ConnectTimeout.D(),
+		Retry:          p.Retry,
+		Breaker:        p.Breaker,
+		FailOn:         p.FailKinds(),
+		ExpectStatus:   p.ExpectStatus,
+		Seed:           p.Seed,
+	}
+	if b != nil {
+		// Each agent's loops draw their own jitter.
+		o.Seed ^= uint64(b.Part+1) << 40
 	}
 	if req, ok := m.Static(); ok {
 		o.Request = req

@@ -206,6 +206,12 @@ type Plan struct {
 	TLSMin    string   `json:"tls_min,omitempty" yaml:"tls_min,omitempty"`
 	Ciphers   []string `json:"ciphers,omitempty" yaml:"ciphers,omitempty"`
 	TLSResume bool     `json:"tls_resume,omitempty" yaml:"tls_resume,omitempty"`
+
+	// Retry sends a request that failed with a listed kind again, the
+	// same bytes, after a backoff (see retry.go); nil: no retries.
+	// Breaker is the generator's circuit breaker; nil: none.
+	Retry   *Retry   `json:"retry,omitempty" yaml:"retry,omitempty"`
+	Breaker *Breaker `json:"breaker,omitempty" yaml:"breaker,omitempty"`
 }
 
 // planFields is Plan without its JSON methods (so they can call the
@@ -413,9 +419,10 @@ func kindName(n *yaml.Node) string {
 var goTypes = strings.NewReplacer(
 	" in type proto.Plan", "", " in type proto.Pattern", " in pattern", " in type proto.Step", " in a step",
 	" in type proto.Request", " in a request", " in type proto.Data", " in a data file",
+	" in type proto.Retry", " in retry", " in type proto.Breaker", " in breaker",
 	"[]proto.Step", "a list of steps", "[]proto.Request", "a list of requests", "map[string]proto.Data", "a mapping of data files",
 	"proto.Plan", "a plan", "proto.Pattern", "a pattern", "proto.Request", "a request", "proto.Data", "a data file",
-	"proto.Step", "a step", "proto.Duration", "a duration", "map[string]string", "a mapping", "[]int", "a list of numbers",
+	"proto.Step", "a step", "proto.Duration", "a duration", "proto.Retry", "a retry section", "proto.Breaker", "a breaker section", "map[string]string", "a mapping", "[]int", "a list of numbers",
 	"[]string", "a list of names",
 )
 
@@ -510,6 +517,7 @@ func (p *Plan) Normalize() {
 	}
 	_ = p.MoveCredentials()
 	p.normalizeRequests()
+	p.normalizeRetry()
 	p.moveConnection()
 	if len(p.Headers) == 0 {
 		p.Headers = nil
@@ -609,6 +617,9 @@ func (p *Plan) Validate() error {
 		return err
 	}
 	if err := p.validateRequests(); err != nil {
+		return err
+	}
+	if err := p.validateRetry(); err != nil {
 		return err
 	}
 	if err := p.validatePattern(); err != nil {

@@ -48,6 +48,13 @@ type snapshotMeta struct {
 	Final       bool              `json:"final,omitempty"`
 	FirstSend   int64             `json:"first_send_unix_ns,omitempty"`
 	Requests    []reqMeta         `json:"requests,omitempty"`
+	// Retries and the breaker (retry.go).
+	Retries      map[string]uint64 `json:"retries,omitempty"`
+	Requeued     uint64            `json:"requeued,omitempty"`
+	RetryDropped map[string]uint64 `json:"retry_dropped,omitempty"`
+	RetriedOK    uint64            `json:"retried_ok,omitempty"`
+	Exhausted    uint64            `json:"exhausted,omitempty"`
+	Breaker      []BreakerEvent    `json:"breaker,omitempty"`
 }
 
 // reqMeta is one request's counters in a snapshot.
@@ -99,6 +106,21 @@ func readStatus(m map[string]uint64, st *[MaxStatus]uint64) error {
 	return nil
 }
 
+// checkNames refuses a counter map with a name that is none of the n
+// names name gives (a misspelt or crafted key would be dropped silently).
+func checkNames(m map[string]uint64, n int, name func(int) string) error {
+	for k := range m {
+		known := false
+		for i := 0; i < n && !known; i++ {
+			known = name(i) == k
+		}
+		if !known {
+			return fmt.Errorf("%w: unknown counter %q", ErrBadSnapshot, k)
+		}
+	}
+	return nil
+}
+
 // Snapshot is one agent's interval as it travels: the Stats plus who sent
 // it and whether it is the agent's last.
 type Snapshot struct {
@@ -146,6 +168,23 @@ func MarshalSnapshot(sn *Snapshot) ([]byte, error) {
 		r := &s.Requests[i]
 		m.Requests = append(m.Requests, reqMeta{Sent: r.Sent, Responses: r.Responses, Unfinished: r.Unfinished,
 			Status: statusMeta(&r.Status), Errors: errorsMeta(&r.Errors)})
+	}
+	m.Requeued, m.RetriedOK, m.Exhausted, m.Breaker = s.Requeued, s.RetriedOK, s.Exhausted, s.Breaker
+	for c := RetryCause(0); c < NumRetryCauses; c++ {
+		if s.Retries[c] > 0 {
+			if m.Retries == nil {
+				m.Retries = map[string]uint64{}
+			}
+			m.Retries[c.String()] = s.Retries[c]
+		}
+	}
+	for d := RetryDrop(0); d < NumRetryDrops; d++ {
+		if s.RetryDropped[d] > 0 {
+			if m.RetryDropped == nil {
+				m.RetryDropped = map[string]uint64{}
+			}
+			m.RetryDropped[d.String()] = s.RetryDropped[d]
+		}
 	}
 	for r := TLSReason(0); r < NumTLSReasons; r++ {
 		if s.TLS[r] > 0 {
@@ -280,6 +319,22 @@ func splitSnapshot(b []byte) (*Snapshot, bool, []part, error) {
 	for r := TLSReason(0); r < NumTLSReasons; r++ {
 		s.TLS[r] = m.TLS[r.String()]
 	}
+	if err := checkNames(m.Retries, int(NumRetryCauses), func(i int) string { return RetryCause(i).String() }); err != nil {
+		return nil, false, parts, err
+	}
+	if err := checkNames(m.RetryDropped, int(NumRetryDrops), func(i int) string { return RetryDrop(i).String() }); err != nil {
+		return nil, false, parts, err
+	}
+	for c := RetryCause(0); c < NumRetryCauses; c++ {
+		s.Retries[c] = m.Retries[c.String()]
+	}
+	for d := RetryDrop(0); d < NumRetryDrops; d++ {
+		s.RetryDropped[d] = m.RetryDropped[d.String()]
+	}
+	if err := checkBreakerEvents(m.Breaker); err != nil {
+		return nil, false, parts, err
+	}
+	s.Requeued, s.RetriedOK, s.Exhausted, s.Breaker = m.Requeued, m.RetriedOK, m.Exhausted, m.Breaker
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > maxSnapshotParts {
 		return nil, false, parts, fmt.Errorf("%w: bad histogram count", ErrBadSnapshot)

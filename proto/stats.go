@@ -113,10 +113,14 @@ const (
 	// session timeout (its lease lapsed): it may not send on a budget it
 	// cannot confirm, so what came due meanwhile is dropped.
 	ShedFenced
+	// ShedCircuit occurs when the generator's circuit breaker is open
+	// (or half-open with its probes spent): the target is failing, and
+	// what comes due is dropped rather than sent into the failure.
+	ShedCircuit
 	NumShedKinds
 )
 
-var shedKindNames = [NumShedKinds]string{"backlog", "fenced"}
+var shedKindNames = [NumShedKinds]string{"backlog", "fenced", "circuit"}
 
 // String names the kind as the report and the JSON show it.
 func (k ShedKind) String() string {
@@ -200,6 +204,29 @@ type Stats struct {
 	// the other side has values.
 	Connect, Handshake *hdrhistogram.Histogram
 
+	// Retries (plan.Retry; see retry.go). Sent counts every attempt;
+	// Retries the attempts that were retries, by the cause of the
+	// failure they retried, so Logical() = Sent - TotalRetries() is the
+	// requests sent for the first time. Requeued counts the failures
+	// that called for a retry; each was later retried or dropped
+	// (RetryDropped, by why): at a run's end Requeued ==
+	// TotalRetries() + TotalRetryDropped(). RetriedOK counts requests
+	// answered with a success only after a retry; Exhausted, requests
+	// whose last allowed attempt failed with a listed kind. EndToEnd is
+	// each request's latency over all its attempts and backoffs, from
+	// its intended send (open model) or its first send (closed), one
+	// value per request when it ends (a lower bound for one that ended
+	// without an answer); nil without retries.
+	Retries      [NumRetryCauses]uint64
+	Requeued     uint64
+	RetryDropped [NumRetryDrops]uint64
+	RetriedOK    uint64
+	Exhausted    uint64
+	EndToEnd     *hdrhistogram.Histogram
+	// Breaker lists the circuit breaker's transitions in the interval,
+	// in time order (several agents' merged: by agent, then time).
+	Breaker []BreakerEvent
+
 	// Requests are the figures of each request of a named mix
 	// (Plan.Named), by the request's index in the plan; nil otherwise.
 	// They add up to the totals above, except that Latency here holds no
@@ -271,8 +298,10 @@ func (s *Stats) Open() bool { return s.Lateness != nil }
 // Reset zeroes s and keeps its histograms' memory.
 func (s *Stats) Reset() {
 	l, sv, c, la, cn, hs, rs := s.Latency, s.Service, s.Corrected, s.Lateness, s.Connect, s.Handshake, s.Requests
-	*s = Stats{Latency: l, Service: sv, Corrected: c, Lateness: la, Connect: cn, Handshake: hs, Requests: rs}
-	for _, h := range []*hdrhistogram.Histogram{l, sv, c, la, cn, hs} {
+	e2e, bk := s.EndToEnd, s.Breaker
+	*s = Stats{Latency: l, Service: sv, Corrected: c, Lateness: la, Connect: cn, Handshake: hs, Requests: rs,
+		EndToEnd: e2e, Breaker: bk[:0]}
+	for _, h := range []*hdrhistogram.Histogram{l, sv, c, la, cn, hs, e2e} {
 		if h != nil {
 			h.Reset()
 		}
@@ -374,6 +403,17 @@ func (s *Stats) Merge(o *Stats) (dropped int64) {
 	s.ConnsWanted += o.ConnsWanted
 	s.LoopCPU += o.LoopCPU
 	s.LoopCapacity += o.LoopCapacity
+	for i := range o.Retries {
+		s.Retries[i] += o.Retries[i]
+	}
+	for i := range o.RetryDropped {
+		s.RetryDropped[i] += o.RetryDropped[i]
+	}
+	s.Requeued += o.Requeued
+	s.RetriedOK += o.RetriedOK
+	s.Exhausted += o.Exhausted
+	s.Breaker = append(s.Breaker, o.Breaker...)
+	dropped += mergeOptional(&s.EndToEnd, o.EndToEnd)
 	dropped += mergeHist(&s.Latency, o.Latency)
 	dropped += mergeHist(&s.Service, o.Service)
 	dropped += mergeHist(&s.Corrected, o.Corrected)
@@ -400,12 +440,13 @@ func (s *Stats) Merge(o *Stats) (dropped int64) {
 // Clone returns a deep copy of s.
 func (s *Stats) Clone() *Stats {
 	c := *s
-	c.Latency, c.Service, c.Corrected, c.Lateness, c.Connect, c.Handshake = nil, nil, nil, nil, nil, nil
+	c.Latency, c.Service, c.Corrected, c.Lateness, c.Connect, c.Handshake, c.EndToEnd = nil, nil, nil, nil, nil, nil, nil
+	c.Breaker = append([]BreakerEvent(nil), s.Breaker...)
 	for _, p := range []struct {
 		dst **hdrhistogram.Histogram
 		src *hdrhistogram.Histogram
 	}{{&c.Latency, s.Latency}, {&c.Service, s.Service}, {&c.Corrected, s.Corrected}, {&c.Lateness, s.Lateness},
-		{&c.Connect, s.Connect}, {&c.Handshake, s.Handshake}} {
+		{&c.Connect, s.Connect}, {&c.Handshake, s.Handshake}, {&c.EndToEnd, s.EndToEnd}} {
 		if p.src != nil {
 			*p.dst = p.src.Clone()
 		}
@@ -442,6 +483,7 @@ var histogramFields = []struct {
 	{"lateness", func(s *Stats) **hdrhistogram.Histogram { return &s.Lateness }},
 	{"connect", func(s *Stats) **hdrhistogram.Histogram { return &s.Connect }},
 	{"handshake", func(s *Stats) **hdrhistogram.Histogram { return &s.Handshake }},
+	{"end_to_end", func(s *Stats) **hdrhistogram.Histogram { return &s.EndToEnd }},
 }
 
 // histograms lists s's histograms present, by tag.
