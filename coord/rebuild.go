@@ -108,11 +108,8 @@ func FromStateDirs(dirs []string, test string) (*report.Report, error) {
 	rep.Outcome = fmt.Sprintf("rebuilt from %d agents' state dirs", len(ads))
 	for _, ad := range ads {
 		a := p.Agent(ad.id)
-		row := report.Agent{Name: a.Name, Requests: a.Responses, Errors: a.Failed() + a.Errors[proto.ErrConnect],
-			LoopBusy: a.LoopBusy(), Status: "ok", Budget: ad.asg.Budget.Describe(latest.Plan.Open())}
-		if a.End > 0 {
-			row.RPS = float64(a.Responses) / a.End.Seconds()
-		}
+		row := report.Agent{Name: a.Name, Status: "ok", Budget: ad.asg.Budget.Describe(latest.Plan.Open())}
+		p.Aggregator().FillAgent(&row, a.Stats())
 		row.Expected, row.Missing = p.Expected(a, a.End)
 		row.Received = row.Expected - len(row.Missing)
 		if r := ad.result; r != nil {

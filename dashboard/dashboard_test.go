@@ -183,7 +183,7 @@ func TestRecorderFromPipeline(t *testing.T) {
 	}
 	// Errors as the report counts them: 2 timeouts and 1 http_5xx per
 	// agent and interval.
-	if cur.Totals.Errors != 18 || cur.Totals.ErrorKinds[1] != 12 || cur.Totals.ErrorKinds[5] != 6 {
+	if cur.Totals.Errors != 18 || cur.Totals.ErrorKinds[proto.ErrTimeout] != 12 || cur.Totals.ErrorKinds[report.NumErrorKinds-2] != 6 {
 		t.Fatalf("errors %d %v", cur.Totals.Errors, cur.Totals.ErrorKinds)
 	}
 	if cur.Totals.Classes[1] != 3*148 || cur.Totals.Classes[4] != 6 {

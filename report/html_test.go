@@ -31,7 +31,9 @@ func TestSampleAndSpectrum(t *testing.T) {
 	}
 	// timeout 10, http_4xx 3, http_5xx 1, http_other 1 (the code outside
 	// 100..599).
-	if x.Errors != [NumErrorKinds]uint64{0, 10, 0, 0, 3, 1, 1} || ErrorKindNames[4] != KindHTTP4xx {
+	var want [NumErrorKinds]uint64
+	want[proto.ErrTimeout], want[NumErrorKinds-3], want[NumErrorKinds-2], want[NumErrorKinds-1] = 10, 3, 1, 1
+	if x.Errors != want || ErrorKindNames[NumErrorKinds-3] != KindHTTP4xx {
 		t.Fatalf("errors %v (%v)", x.Errors, ErrorKindNames)
 	}
 	if x.Latency.P50 != s.Latency.ValueAtQuantile(50) || x.Latency.P999 != s.Latency.ValueAtQuantile(99.9) || x.Latency.Max != s.Latency.Max() || x.Service == nil || x.Corrected != nil {

@@ -31,10 +31,20 @@ import (
 // body is read (nginx logs $request_body only for a body it read).
 type nginx struct {
 	url, log string
+	cacert   string // the CA of its certificate (https only)
 	cmd      *exec.Cmd
 }
 
-func startNginx(t *testing.T) *nginx {
+func startNginx(t *testing.T) *nginx { return startNginxWith(t, false) }
+
+// startNginxTLS is startNginx over https, with a certificate for
+// 127.0.0.1 from a CA the test makes; cacert is that CA's file.
+func startNginxTLS(t *testing.T) (n *nginx, cacert string) {
+	n = startNginxWith(t, true)
+	return n, n.cacert
+}
+
+func startNginxWith(t *testing.T, tlsOn bool) *nginx {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
@@ -48,7 +58,18 @@ func startNginx(t *testing.T) *nginx {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sinkPort, err := zktest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := &nginx{url: fmt.Sprintf("http://127.0.0.1:%d/", port), log: filepath.Join(dir, "access.log")}
+	ssl := ""
+	if tlsOn {
+		ca := newCA(t)
+		srv := ca.issue(t, dir, "nginx", false)
+		n.url, n.cacert = fmt.Sprintf("https://127.0.0.1:%d/", port), ca.file
+		ssl = fmt.Sprintf(" ssl;\n    ssl_certificate %s;\n    ssl_certificate_key %s;\n    ssl_protocols TLSv1.2 TLSv1.3", srv.cert, srv.key)
+	}
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
 worker_processes 1;
@@ -60,10 +81,15 @@ http {
   uwsgi_temp_path %[1]s/u; scgi_temp_path %[1]s/s;
   log_format mix escape=json '{"m":"$request_method","u":"$request_uri","b":"$request_body","a":"$http_authorization","s":"$status"}';
   keepalive_requests 100000000;
-  upstream sink { server 127.0.0.1:%[2]d; keepalive 64; }
+  # The request body is read (so $request_body is logged) by proxying to
+  # a sink server on a plain port of its own.
+  upstream sink { server 127.0.0.1:%[5]d; keepalive 64; }
   server {
-    listen 127.0.0.1:%[2]d backlog=4096;
-    location /__sink { access_log off; return 200 "ok"; }
+    listen 127.0.0.1:%[5]d backlog=4096;
+    location / { access_log off; return 200 "ok"; }
+  }
+  server {
+    listen 127.0.0.1:%[2]d backlog=4096%[4]s;
     location / {
       access_log %[3]s mix;
       proxy_pass http://sink/__sink;
@@ -72,7 +98,7 @@ http {
     }
   }
 }
-`, dir, port, n.log)
+`, dir, port, n.log, ssl, sinkPort)
 	cf := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -368,12 +394,17 @@ func runJSON(t *testing.T, args ...string) map[string]any {
 func TestFlashSaleTarget(t *testing.T) {
 	for _, tgt := range []struct {
 		name string
-		url  func(t *testing.T) string
+		url  func(t *testing.T) (url, planExtra string)
 	}{
-		{"plain", func(t *testing.T) string { return startTarget(t) }},
+		{"plain", func(t *testing.T) (string, string) { return startTarget(t), "" }},
+		{"tls", func(t *testing.T) (string, string) {
+			u, ca := tlsTargetURL(t)
+			return u, "cacert: " + ca + "\n"
+		}},
 	} {
 		t.Run(tgt.name, func(t *testing.T) {
-			plan := writeFlash(t, t.TempDir(), tgt.url(t), 300, "")
+			url, extra := tgt.url(t)
+			plan := writeFlash(t, t.TempDir(), url, 300, extra)
 			rep := runJSON(t, "run", "-q", "--cores", "1", "-f", plan)
 			checkAccounting(t, rep)
 			rows := checkByRequest(t, rep)
@@ -389,10 +420,20 @@ func TestFlashSaleTarget(t *testing.T) {
 	}
 }
 
-// TestFlashSaleNginxRun: the flash sale from `run`, as nginx saw it.
+// TestFlashSaleNginxRun: the flash sale from `run`, as nginx saw it,
+// over http and over https.
 func TestFlashSaleNginxRun(t *testing.T) {
-	ng := startNginx(t)
-	plan := writeFlash(t, t.TempDir(), ng.url, 300, "")
+	t.Run("http", func(t *testing.T) { flashNginxRun(t, false) })
+	t.Run("https", func(t *testing.T) { flashNginxRun(t, true) })
+}
+
+func flashNginxRun(t *testing.T, tlsOn bool) {
+	ng := startNginxWith(t, tlsOn)
+	extra := ""
+	if tlsOn {
+		extra = "cacert: " + ng.cacert + "\n"
+	}
+	plan := writeFlash(t, t.TempDir(), ng.url, 300, extra)
 	rep := runJSON(t, "run", "-q", "--cores", "1", "-f", plan)
 	checkAccounting(t, rep)
 	rows := checkByRequest(t, rep)
@@ -412,13 +453,15 @@ func TestFlashSaleNginxRun(t *testing.T) {
 }
 
 // TestFlashSaleNginxAgents: the flash sale from a coordinator and two
-// agents (real ZooKeeper). The agents draw distinct streams (every seq
-// and order id distinct), each uses its own half of the users, and the
-// merged report's rows add up.
+// agents (real ZooKeeper), over https. The agents draw distinct streams
+// (every seq and order id distinct), each uses its own half of the users,
+// and the merged report's rows add up.
 func TestFlashSaleNginxAgents(t *testing.T) {
 	zk := zktest.Start(t)
-	ng := startNginx(t)
-	plan := writeFlash(t, t.TempDir(), ng.url, 300, "")
+	ng, ca := startNginxTLS(t)
+	// The bearer token comes whole from the data file on each agent's
+	// box: no secret value travels through ZooKeeper.
+	plan := writeFlash(t, t.TempDir(), ng.url, 300, "cacert: "+ca+"\n")
 	startAgents(t, zk.Addr, 2)
 	out := filepath.Join(t.TempDir(), "r.json")
 	c := startProc(t, nil, "coord", "--zk", zk.Addr, "--agents", "2", "-q", "-f", plan, "--json", out)
