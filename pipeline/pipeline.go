@@ -200,6 +200,12 @@ func (p *Pipeline) add(agent string, s *proto.Stats, open bool, ps *proto.Parsed
 		p.dups++
 		return Duplicate
 	}
+	if len(p.order) > 1 {
+		// A fleet's circuit breakers are one per agent: say whose.
+		for i := range s.Breaker {
+			s.Breaker[i].Agent = a.Name
+		}
+	}
 	if s.Seq < p.next {
 		a.Counters.Add(s)
 		a.LateN++
@@ -216,6 +222,7 @@ func (p *Pipeline) add(agent string, s *proto.Stats, open bool, ps *proto.Parsed
 		}
 		p.agg.AddDropped(l.Merge(full))
 		p.agg.AddLate(full)
+		p.emitBreaker(s)
 		return Late
 	}
 	pd := p.pending[s.Seq]
@@ -319,12 +326,24 @@ func (p *Pipeline) closeOne(pd *pending, alive int) {
 		}
 		p.step = st.Step
 	}
+	p.emitBreaker(st)
 	p.agg.Add(st)
 	for _, fn := range p.sinks {
 		fn(st, agents, alive)
 	}
 	st.Reset()
 	p.spare = append(p.spare, st)
+}
+
+// emitBreaker emits the circuit breaker's transitions in s, in time order.
+func (p *Pipeline) emitBreaker(s *proto.Stats) {
+	if len(s.Breaker) == 0 {
+		return
+	}
+	sort.SliceStable(s.Breaker, func(i, j int) bool { return s.Breaker[i].At < s.Breaker[j].At })
+	for _, e := range report.BreakerEvents(s) {
+		p.Emit(e)
+	}
 }
 
 // stepText describes step n from the schedule.

@@ -534,3 +534,62 @@ func (s *Stats) RetryAccounting() string {
 	}
 	return ""
 }
+
+// ParseBreaker reads the --breaker flag: "on" (every field its default)
+// or comma-separated key=value pairs of the plan's breaker section, e.g.
+// "error_rate=50%,min_calls=20,window=10s,open_for=5s,half_open_probes=5"
+// ("probes" is short for half_open_probes). The section it returns is not
+// normalized nor validated (Plan.Normalize and Validate do it, as for a
+// plan file).
+func ParseBreaker(s string) (*Breaker, error) {
+	b := &Breaker{}
+	s = strings.TrimSpace(s)
+	if s == "" || strings.EqualFold(s, "on") || strings.EqualFold(s, "true") {
+		return b, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return nil, bad("--breaker: %q is not key=value (keys: window, min_calls, error_rate, open_for, half_open_probes)", kv)
+		}
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+		var err error
+		switch k {
+		case "window", "open_for":
+			var d time.Duration
+			if d, err = time.ParseDuration(v); err == nil {
+				if k == "window" {
+					b.Window = Duration(d)
+				} else {
+					b.OpenFor = Duration(d)
+				}
+			}
+		case "min_calls", "half_open_probes", "probes":
+			var n int
+			if n, err = strconv.Atoi(v); err == nil {
+				if k == "min_calls" {
+					b.MinCalls = n
+				} else {
+					b.HalfOpenProbes = n
+				}
+			}
+		case "error_rate":
+			err = b.ErrorRate.parse(v)
+		default:
+			return nil, bad("--breaker: unknown key %q (keys: window, min_calls, error_rate, open_for, half_open_probes)", k)
+		}
+		if err != nil {
+			return nil, bad("--breaker: %s=%q: %v", k, v, err)
+		}
+	}
+	// An explicit zero would read as "the default" after Normalize.
+	if b.MinCalls < 0 || b.HalfOpenProbes < 0 || b.Window < 0 || b.OpenFor < 0 || b.ErrorRate < 0 {
+		return nil, bad("--breaker: negative value in %q", s)
+	}
+	for _, kv := range strings.Split(s, ",") {
+		if k, v, _ := strings.Cut(kv, "="); strings.TrimSpace(v) == "0" || strings.TrimSpace(v) == "0s" || strings.TrimSpace(v) == "0%" {
+			return nil, bad("--breaker: %s must be above 0", strings.TrimSpace(k))
+		}
+	}
+	return b, nil
+}

@@ -230,6 +230,9 @@ type Report struct {
 	Seed uint64 `json:"seed,omitempty"`
 	// ByRequest breaks a named mix down by request (see RequestRow).
 	ByRequest []RequestRow `json:"by_request,omitempty"`
+	// Retries says what the plan's retries did (absent without them):
+	// Sent counts every attempt, retries included.
+	Retries *Retries `json:"retries,omitempty"`
 
 	// delayedSends is set when the sends went out late from outside the
 	// generator's loops (verdict rule 4): valid, but the verdict line
@@ -532,7 +535,8 @@ func (a *Aggregator) Report(elapsed time.Duration) *Report {
 		Status: statusMap(t), ErrorKinds: errs.Kinds(),
 		BytesIn: t.BytesIn, BytesOut: t.BytesOut,
 		Scheduled: t.Scheduled, Backlogged: t.Backlogged, Shed: shedMap(t),
-		NeverSent: subSat(t.Scheduled, t.Sent+t.TotalShed()),
+		NeverSent: subSat(t.Scheduled, t.Logical()+t.TotalShed()),
+		Retries:   retriesOf(t),
 		Censored:  t.Censored, ServerCloses: t.ServerCloses, LoopBusy: t.LoopBusy(),
 		Timeline: a.timeline, HistogramDropped: a.dropped, Valid: true,
 		InvalidReasons: []string{}, Notes: []string{}, Steps: []Step{},

@@ -109,11 +109,22 @@ func (r *Report) WriteText(out io.Writer) error {
 		var kinds []string
 		for k := proto.ShedKind(0); k < proto.NumShedKinds; k++ {
 			shed += r.Shed[k.String()]
+			if k == proto.ShedCircuit && r.Shed[k.String()] == 0 {
+				continue // no breaker, or it never opened
+			}
 			kinds = append(kinds, fmt.Sprintf("%s %d", k, r.Shed[k.String()]))
 		}
-		fmt.Fprintf(&b, "Due         %d: %d sent, %d shed (%s), %d never sent at the end\n",
-			r.Scheduled, r.Sent, shed, strings.Join(kinds, ", "), r.NeverSent)
+		sent := fmt.Sprintf("%d sent", r.Sent)
+		if r.Retries != nil {
+			sent = fmt.Sprintf("%d sent (+ %d retries on top: %d attempts)", r.Retries.Logical, r.Retries.Retries, r.Sent)
+		}
+		fmt.Fprintf(&b, "Due         %d: %s, %d shed (%s), %d never sent at the end\n",
+			r.Scheduled, sent, shed, strings.Join(kinds, ", "), r.NeverSent)
+		if r.Retries != nil {
+			fmt.Fprintf(&b, "Load        %d scheduled + %d retries\n", r.Scheduled, r.Retries.Retries)
+		}
 	}
+	r.writeRetries(&b)
 	if r.Censored > 0 {
 		fmt.Fprintf(&b, "Censored    %d never answered; their wait is in the percentiles as a lower bound\n", r.Censored)
 	}
@@ -156,6 +167,7 @@ func (r *Report) WriteText(out io.Writer) error {
 	if r.Handshake != nil && r.Handshake.Count > 0 {
 		latencyRow(w, "TLS handshake", r.Handshake)
 	}
+	r.endToEndRow(w)
 	w.Flush()
 	b.WriteString("\nStatus codes  ")
 	if len(r.Status) == 0 {

@@ -120,7 +120,7 @@ func saturation(s *proto.Stats, asked float64, subject, whose string) string {
 	if s.Scheduled > 0 && float64(s.Backlogged) > MaxRateShortfall*float64(s.Scheduled) {
 		costs = append(costs, fmt.Sprintf("%d of its %d requests due waited for a free connection", s.Backlogged, s.Scheduled))
 	}
-	if short := asked - float64(s.Sent); asked > 0 && short > MaxRateShortfall*asked {
+	if short := asked - float64(s.Logical()); asked > 0 && short > MaxRateShortfall*asked {
 		costs = append(costs, fmt.Sprintf("%.0f of %.0f requests asked were not sent", short, asked))
 	}
 	if latenessMatters(s) {
@@ -245,9 +245,16 @@ func (a *Aggregator) judgeOpen(r *Report, hits float64, invalid, note func(strin
 		}
 	}
 	// 5. Rate shortfall.
-	short := hits - float64(t.Sent)
+	// Retries are extra load on top of the schedule: the schedule is
+	// judged on the requests sent for the first time (Logical), and the
+	// ones the circuit breaker shed are the plan's doing, not a shortfall.
+	circuit := t.Shed[proto.ShedCircuit]
+	short := hits - float64(t.Logical()) - float64(circuit)
 	fenced := t.Shed[proto.ShedFenced]
-	waited := subSat(t.Scheduled, t.Sent+fenced) // due, never sent for want of a connection
+	waited := subSat(t.Scheduled, t.Logical()+fenced+circuit) // due, never sent for want of a connection
+	if circuit > 0 {
+		note("%d requests due were shed while the circuit breaker was open (not sent, no latency recorded: see the breaker events)", circuit)
+	}
 	switch {
 	case hits > 0 && short > MaxRateShortfall*hits:
 		if a.degraded != "" {
@@ -256,7 +263,7 @@ func (a *Aggregator) judgeOpen(r *Report, hits float64, invalid, note func(strin
 		}
 		if float64(fenced+waited) < short/2 {
 			invalid("generator sent %.0f of %.0f requests asked (%.1f%% short) while the target kept up",
-				float64(t.Sent), hits, 100*short/hits)
+				float64(t.Logical()), hits, 100*short/hits)
 			return
 		}
 		if fenced > 0 {

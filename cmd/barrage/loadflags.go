@@ -42,6 +42,11 @@ type loadFlags struct {
 	tlsMin         string
 	ciphers        []string
 	tlsResume      bool
+	retry          int
+	retryOn        []string
+	retryBase      time.Duration
+	retryMaxDelay  time.Duration
+	breaker        string
 	// oneBox is set for `run`: the whole plan runs on this machine, so
 	// it must also fit one box's caps (proto.Caps).
 	oneBox bool
@@ -77,6 +82,11 @@ func (lf *loadFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&lf.tlsMin, "tls-min", "", "https: lowest TLS version offered: 1.2 (default) or 1.3")
 	fs.StringSliceVar(&lf.ciphers, "ciphers", nil, "https: TLS 1.2 cipher suites offered, by Go name, comma-separated (TLS 1.3's are not configurable)")
 	fs.BoolVar(&lf.tlsResume, "tls-resume", false, "https: resume TLS sessions (tickets) on reconnects; by default every connection makes a full handshake")
+	fs.IntVar(&lf.retry, "retry", 0, fmt.Sprintf("retry a failed request up to N more times, the same bytes, after an exponential backoff with full jitter (1 to %d; 0 = no retries); retries are extra load, reported as such", proto.MaxRetries))
+	fs.StringSliceVar(&lf.retryOn, "retry-on", nil, "with --retry: the failures retried, and the ones the breaker counts: connect, timeout, reset, protocol, 4xx, 5xx or status codes (default "+strings.Join(proto.DefaultFailOn, ",")+")")
+	fs.DurationVar(&lf.retryBase, "retry-base", proto.DefaultRetryBase, "with --retry: the first retry's backoff, doubled per retry")
+	fs.DurationVar(&lf.retryMaxDelay, "retry-max-delay", proto.DefaultRetryMaxDelay, "with --retry: the longest backoff")
+	fs.StringVar(&lf.breaker, "breaker", "", `circuit breaker: "on", or key=value pairs, e.g. "error_rate=50%,min_calls=20,window=10s,open_for=5s,half_open_probes=5" (the defaults); while open, requests due are shed, not sent`)
 	lf.oneBox = fs.Name() == "run"
 	if lf.oneBox {
 		fs.StringArrayVar(&lf.headerFiles, "header-file", nil, "NAME=FILE: the header's value is FILE's first line, read again whenever FILE changes (a rotated token); repeatable")
@@ -190,6 +200,9 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	if set("tls-resume") {
 		p.TLSResume = lf.tlsResume
 	}
+	if err := lf.buildRetry(fs, &p); err != nil {
+		return nil, err
+	}
 	hdrs, literal, err := headerValues(lf.headers, os.Stdin)
 	if err != nil {
 		return nil, err
@@ -270,6 +283,58 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 		}
 	}
 	return &p, nil
+}
+
+// buildRetry applies the retry and breaker flags to the plan: --retry
+// sets (or, 0, removes) its retry section, the other --retry-* flags
+// change the section's fields; --breaker sets its breaker section. The
+// plan's validation checks the values, as for a plan file.
+func (lf *loadFlags) buildRetry(fs *pflag.FlagSet, p *proto.Plan) error {
+	if fs.Changed("retry") {
+		switch {
+		case lf.retry == 0:
+			p.Retry = nil
+		case p.Retry == nil:
+			p.Retry = &proto.Retry{Max: lf.retry}
+		default:
+			p.Retry.Max = lf.retry
+		}
+		if lf.retry < 0 {
+			return proto.BadPlanf("--retry must be between 0 and %d, got %d", proto.MaxRetries, lf.retry)
+		}
+	}
+	for _, name := range []string{"retry-on", "retry-base", "retry-max-delay"} {
+		if fs.Changed(name) && p.Retry == nil {
+			return proto.BadPlanf("--%s needs --retry N (or a plan with a retry section)", name)
+		}
+	}
+	if fs.Changed("retry-on") {
+		p.Retry.On = lf.retryOn
+	}
+	if fs.Changed("retry-base") {
+		if lf.retryBase <= 0 {
+			return proto.BadPlanf("--retry-base must be above 0, got %s", lf.retryBase)
+		}
+		p.Retry.Base = proto.Duration(lf.retryBase)
+	}
+	if fs.Changed("retry-max-delay") {
+		if lf.retryMaxDelay <= 0 {
+			return proto.BadPlanf("--retry-max-delay must be above 0, got %s", lf.retryMaxDelay)
+		}
+		p.Retry.MaxDelay = proto.Duration(lf.retryMaxDelay)
+	}
+	if fs.Changed("breaker") {
+		if v := strings.TrimSpace(lf.breaker); v == "" || strings.EqualFold(v, "off") {
+			p.Breaker = nil
+			return nil
+		}
+		b, err := proto.ParseBreaker(lf.breaker)
+		if err != nil {
+			return err
+		}
+		p.Breaker = b
+	}
+	return nil
 }
 
 // readTargets makes the plan's requests the targets file's (vegeta's
