@@ -152,6 +152,12 @@ func snapshotSeeds(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(b)
+		// The same with retries and a circuit breaker.
+		withRetries(s)
+		if b, err = MarshalSnapshot(&Snapshot{Agent: "box1", Stats: s}); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 	}
 	f.Add(hostileSnapshot())
 	f.Add([]byte("BRS1"))
@@ -221,10 +227,12 @@ func FuzzUnmarshalSnapshot(f *testing.F) {
 			a.Seq != c.Seq || a.Step != c.Step || a.Start != c.Start || a.End != c.End ||
 			a.Sent != c.Sent || a.Responses != c.Responses || a.Unfinished != c.Unfinished ||
 			a.Status != c.Status || a.Errors != c.Errors || a.Shed != c.Shed ||
-			a.ConnsOpen != c.ConnsOpen || a.ConnsWanted != c.ConnsWanted || a.LoopCPU != c.LoopCPU {
+			a.ConnsOpen != c.ConnsOpen || a.ConnsWanted != c.ConnsWanted || a.LoopCPU != c.LoopCPU ||
+			a.Retries != c.Retries || a.Requeued != c.Requeued || a.RetryDropped != c.RetryDropped ||
+			a.RetriedOK != c.RetriedOK || a.Exhausted != c.Exhausted || !reflect.DeepEqual(a.Breaker, c.Breaker) {
 			t.Fatalf("round trip changed the counters:\n%+v\n%+v", sn, sn2)
 		}
-		for i, p := range [][2]*hdrhistogram.Histogram{{a.Latency, c.Latency}, {a.Service, c.Service}, {a.Corrected, c.Corrected}, {a.Lateness, c.Lateness}} {
+		for i, p := range [][2]*hdrhistogram.Histogram{{a.Latency, c.Latency}, {a.Service, c.Service}, {a.Corrected, c.Corrected}, {a.Lateness, c.Lateness}, {a.EndToEnd, c.EndToEnd}} {
 			if !histSame(p[0], p[1]) {
 				t.Fatalf("round trip changed histogram %d", i)
 			}
@@ -256,6 +264,10 @@ var planSeeds = []string{
 	"target_url: http://h/\nbody: !!binary /wD+\n",
 	"target_url: http://h:81/a\nseed: 7\nheaders: {Authorization: 'Bearer {{u.t}}'}\ndata: {u: {file: /d/u.csv, order: random}}\nrequests:\n  - {name: buy, weight: 3, method: post, path: '/b?x={{randInt 1 5}}', body: '{{seq}}'}\n  - {path: 'http://h:81/c', headers: {X-A: b}, raw: true}\n",
 	`{"target_url": "http://h/", "requests": [{"name": "x", "body_base64": "/wD+"}], "secret_headers": ["X-K"]}`,
+	"target_url: http://h/\nrate: 100\nretry: {max: 3, backoff: exponential, base: 50ms, max_delay: 2s, jitter: true, on: [connect, timeout, reset, 5xx, 429]}\nbreaker: {window: 10s, min_calls: 20, error_rate: 50%, open_for: 5s, half_open_probes: 5}\n",
+	`{"target_url": "http://h/", "retry": {"max": 2, "backoff": "constant", "jitter": "equal", "on": [503, "timeout"]}, "breaker": {"error_rate": 0.25}}`,
+	"target_url: http://h/\nretry: {max: 11}\n",
+	"target_url: http://h/\nretry: {max: 1, on: [teapot]}\nbreaker: {error_rate: 2}\n",
 	"",
 }
 

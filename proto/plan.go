@@ -422,7 +422,7 @@ var goTypes = strings.NewReplacer(
 	" in type proto.Retry", " in retry", " in type proto.Breaker", " in breaker",
 	"[]proto.Step", "a list of steps", "[]proto.Request", "a list of requests", "map[string]proto.Data", "a mapping of data files",
 	"proto.Plan", "a plan", "proto.Pattern", "a pattern", "proto.Request", "a request", "proto.Data", "a data file",
-	"proto.Step", "a step", "proto.Duration", "a duration", "proto.Retry", "a retry section", "proto.Breaker", "a breaker section", "map[string]string", "a mapping", "[]int", "a list of numbers",
+	"proto.Step", "a step", "proto.Duration", "a duration", "proto.Retry", "a retry section", "proto.Breaker", "a breaker section", "proto.FailOn", "a list of failure kinds", "proto.Jitter", "a jitter kind", "proto.Ratio", "a share", "map[string]string", "a mapping", "[]int", "a list of numbers",
 	"[]string", "a list of names",
 )
 

@@ -86,6 +86,11 @@ func FuzzParseSnapshot(f *testing.F) {
 	for _, open := range []bool{true, false} {
 		enc, _ := MarshalSnapshot(&Snapshot{Agent: "x", Stats: randomStats(rng, open, 500)})
 		f.Add(enc)
+		// With retries and a circuit breaker.
+		s := randomStats(rng, open, 500)
+		withRetries(s)
+		enc, _ = MarshalSnapshot(&Snapshot{Agent: "x", Stats: s})
+		f.Add(enc)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ps, perr := ParseSnapshot(b)
