@@ -130,7 +130,13 @@ func (r *Report) writeRetries(b *strings.Builder) {
 			more = fmt.Sprintf(", ... %d more in the JSON events", len(evs)-show)
 			evs = evs[:show]
 		}
-		fmt.Fprintf(b, "Circuit     %d shed (circuit open); %s%s\n", r.Shed[proto.ShedCircuit.String()], strings.Join(evs, "; "), more)
+		what := fmt.Sprintf("%d shed (circuit open)", r.Shed[proto.ShedCircuit.String()])
+		if r.Model != "open" {
+			// Nothing comes due in the closed model: the connections
+			// wait instead of sending.
+			what = "sending paused while open (closed model: nothing due, nothing shed)"
+		}
+		fmt.Fprintf(b, "Circuit     %s; %s%s\n", what, strings.Join(evs, "; "), more)
 	}
 }
 
