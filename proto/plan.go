@@ -162,6 +162,14 @@ type Plan struct {
 	// means every code below 400. A response with any other code counts
 	// as an error (http_4xx, http_5xx, or other).
 	ExpectStatus []int `json:"expect_status,omitempty" yaml:"expect_status,omitempty"`
+	// Thresholds are pass/fail criteria on the results ("p99 < 250ms",
+	// "status_429 > 10%"; the syntax is report.ParseThreshold's), judged
+	// at the end; a failed one makes the command exit 3. AbortOnFail also
+	// judges them live and stops the test when one fails; Degrade lowers
+	// the load, or stops the test, when errors stay high (guard.go).
+	Thresholds  []string     `json:"thresholds,omitempty" yaml:"thresholds,omitempty"`
+	AbortOnFail *AbortOnFail `json:"abort_on_fail,omitempty" yaml:"abort_on_fail,omitempty"`
+	Degrade     *Degrade     `json:"degrade,omitempty" yaml:"degrade,omitempty"`
 }
 
 // planFields is Plan without its JSON methods (so they can call the
@@ -310,7 +318,7 @@ func kindName(n *yaml.Node) string {
 var goTypes = strings.NewReplacer(
 	" in type proto.Plan", "", " in type proto.Pattern", " in pattern", " in type proto.Step", " in a step",
 	"[]proto.Step", "a list of steps", "proto.Plan", "a plan", "proto.Pattern", "a pattern",
-	"proto.Step", "a step", "proto.Duration", "a duration", "map[string]string", "a mapping", "[]int", "a list of numbers",
+	"proto.Step", "a step", "proto.Duration", "a duration", " in type proto.Degrade", " in degrade", " in type proto.AbortOnFail", " in abort_on_fail", "map[string]string", "a mapping", "[]int", "a list of numbers",
 )
 
 // yamlMessage makes one line of a YAML decoding error (a TypeError lists
@@ -412,6 +420,7 @@ func (p *Plan) Normalize() {
 	if len(p.Pattern.Steps) == 0 {
 		p.Pattern.Steps = nil
 	}
+	p.normalizeGuards()
 }
 
 // ParseTarget checks a target URL and returns it parsed. Only http:// is
@@ -494,6 +503,9 @@ func (p *Plan) Validate() error {
 		return err
 	}
 	if err := p.validatePattern(); err != nil {
+		return err
+	}
+	if err := p.validateGuards(); err != nil {
 		return err
 	}
 	return checkDur("duration", p.Duration, MaxDuration)
