@@ -56,7 +56,7 @@ func (r *Report) writeDegradation(b *strings.Builder) {
 	if d == nil {
 		return
 	}
-	fmt.Fprintf(b, "\nDegradation the plan asked %s; %s\n", d.Asked, d.Rule)
+	fmt.Fprintf(b, "\nDegradation  the plan asked %s; %s\n", d.Asked, d.Rule)
 	if len(d.Actions) == 0 && d.Stopped == "" {
 		b.WriteString("  the load was never lowered: the errors stayed under the limit\n")
 	}

@@ -369,3 +369,6 @@ func (r *Report) writeThresholds(b *strings.Builder) {
 	}
 	w.Flush()
 }
+
+// FormatShare writes a fraction as a percentage ("12.50%", "0.05%").
+func FormatShare(v float64) string { return fmtShare(v) }

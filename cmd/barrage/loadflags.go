@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/report"
 )
 
 // loadFlags are the flags that describe a load: shared by run and coord.
@@ -27,6 +28,11 @@ type loadFlags struct {
 	connectTimeout time.Duration
 	plan           string
 	expectStatus   []int
+	thresholds     []string
+	abortGrace     time.Duration
+	degrade        string
+	// parsed holds the thresholds of the plan built (guard.go).
+	parsed []*report.Threshold
 	// oneBox is set for `run`: the whole plan runs on this machine, so
 	// it must also fit one box's caps (proto.Caps).
 	oneBox bool
@@ -45,6 +51,9 @@ func (lf *loadFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&lf.connectTimeout, "connect-timeout", proto.DefaultConnectTimeout, "connect timeout")
 	fs.StringVarP(&lf.plan, "plan", "f", "", "plan file (YAML or JSON: target_url, rate, connections, pattern: {type: constant|ramp|steps|spike, ...}); flags given explicitly override it")
 	fs.IntSliceVar(&lf.expectStatus, "expect-status", nil, "status codes that count as success, e.g. 200,429 (default: every code below 400)")
+	fs.StringArrayVar(&lf.thresholds, "threshold", nil, `pass/fail criterion, e.g. "p99 < 250ms", "errors < 1%", "status_429 > 10%", "rps >= 99% target", "p99{step=2} < 100ms" (repeatable; replaces the plan's; a failed one exits 3)`)
+	fs.DurationVar(&lf.abortGrace, "abort-on-fail", 0, "also judge the thresholds live over the last GRACE (e.g. 10s) and stop the test when one fails")
+	fs.StringVar(&lf.degrade, "degrade", "", `lower the load when errors stay high: "error_rate=50%,for=5s,factor=0.5,stop_above=80%[,max_reductions=N]" (replaces the plan's degrade)`)
 	lf.oneBox = fs.Name() == "run"
 }
 
@@ -124,6 +133,22 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	if fs.Changed("expect-status") {
 		p.ExpectStatus = lf.expectStatus
 	}
+	if fs.Changed("threshold") {
+		p.Thresholds = lf.thresholds
+	}
+	if fs.Changed("abort-on-fail") {
+		p.AbortOnFail = &proto.AbortOnFail{Grace: proto.Duration(lf.abortGrace)}
+		if lf.abortGrace <= 0 {
+			return nil, proto.BadPlanf("--abort-on-fail %s: give the grace, e.g. 10s", lf.abortGrace)
+		}
+	}
+	if fs.Changed("degrade") {
+		d, err := proto.ParseDegrade(lf.degrade)
+		if err != nil {
+			return nil, err
+		}
+		p.Degrade = d
+	}
 	for _, h := range lf.headers {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" {
@@ -161,6 +186,13 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	// Thresholds parse here, so a bad one stops the command before
+	// anything runs, with its position (exit 2).
+	ts, err := report.ParseThresholds(p.Thresholds, p.Open())
+	if err != nil {
+		return nil, err
+	}
+	lf.parsed = ts
 	if lf.oneBox {
 		// The whole plan runs here: one box's connection limit applies
 		// (the rate is bounded by Validate's ceiling).

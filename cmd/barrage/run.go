@@ -38,8 +38,23 @@ shows how busy the event loops were and ends with a verdict: not valid
 when the generator fell behind its schedule, did not hold its connections,
 or was saturated (loops 95% busy or more while requests waited for a
 connection), so its limits are never passed off as the target's.
-Exit status: 0 run completed, 1 could not start (bad URL, target unreachable),
-2 bad flags or plan.`
+Thresholds (--threshold, or thresholds: in a plan) are judged at the end on
+the whole run and per step; with --abort-on-fail GRACE also live, and the
+test stops when one fails over the last GRACE. --degrade (or degrade: in a
+plan) lowers the rate, or the connections, when errors stay high, and stops
+the test when they stay higher. Threshold syntax:
+  MEASURE[{step=N,kind=K}] OP LIMIT   with OP one of < <= > >=
+  p99 < 250ms  p99.9 < 1s  service.p99 < 20ms  mean, min, max
+  errors < 1%  errors{kind=timeout} < 0.1%  errors < 10   (kinds: connect,
+    timeout, reset, protocol, http_4xx, http_5xx, http_other)
+  status_429 > 10%  status_5xx < 5   rps >= 99% target  rps >= 5000
+Latencies are from the intended send (open model) or corrected for
+coordinated omission (closed model); service. reads the service time.
+
+Exit status: 0 run completed (thresholds passed); 1 could not start (bad
+URL, target unreachable), the target answered nothing, or the test was
+stopped early (degradation's stop_above); 2 bad flags, plan or threshold;
+3 a threshold failed (or stopped the test); 130 interrupted (SIGINT/SIGTERM).`
 
 func cmdRun(args []string) int {
 	fs := newFlagSet("run", "[flags] URL", runAbout)
@@ -93,6 +108,7 @@ func cmdRun(args []string) int {
 	if err != nil {
 		return planError("run", err)
 	}
+	g := runGuard(r, plan, lf.parsed, os.Stderr)
 	var steady *runtimeStats
 	if *debugStats {
 		r.With(func(p *pipeline.Pipeline) {
@@ -127,6 +143,7 @@ func cmdRun(args []string) int {
 				end.gcs-steady.gcs, float64(end.heap)/(1<<20))
 		})
 	}
+	runGuardReport(r, g, rep)
 	code := rep.ExitCode()
 	if ctx.Err() != nil && r.Stopped() == "" {
 		code = exitInterrupted
