@@ -74,8 +74,8 @@ var opText = [...]string{"<", "<=", ">", ">="}
 
 func (o Op) String() string { return opText[o] }
 
-// holds reports whether v op limit.
-func (o Op) holds(v, limit float64) bool {
+// Holds reports whether v op limit.
+func (o Op) Holds(v, limit float64) bool {
 	switch o {
 	case OpLess:
 		return v < limit

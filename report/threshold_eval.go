@@ -137,7 +137,7 @@ func (t *Threshold) Judge(s Sample) (v float64, pass, ok bool) {
 	if !ok {
 		return 0, false, false
 	}
-	return v, t.Op.holds(v, t.Limit), true
+	return v, t.Op.Holds(v, t.Limit), true
 }
 
 // Unit names the unit of t's values in the JSON: "us", "%", "count",

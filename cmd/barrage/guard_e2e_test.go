@@ -80,7 +80,7 @@ func TestThresholdBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"run", "--threshold", "p99 < 25xs", "http://127.0.0.1:1/"}, `threshold "p99 < 25xs": column 8: unknown unit "xs"`},
+		{[]string{"run", "--threshold", "p99 < 25xs", "http://127.0.0.1:1/"}, `threshold "p99 < 25xs": column 9: unknown unit "xs"`},
 		{[]string{"run", "-f", plan}, `column 13: unknown error kind "slow"`},
 		{[]string{"run", "--threshold", "rps >= 99% target", "http://127.0.0.1:1/"}, "needs the open model"},
 		{[]string{"run", "-r", "10", "--degrade", "error_rate=50", "http://127.0.0.1:1/"}, "not a share"},
