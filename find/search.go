@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/barrage-load/barrage/proto"
 )
 
 // Defaults of a search.
@@ -94,6 +96,8 @@ func (o *Options) Check(interval time.Duration) error {
 		return bad("--min-rate %g must be above 0", o.Min)
 	case !(o.Max >= o.Min) || math.IsInf(o.Max, 0):
 		return bad("--max-rate %g must be at least --min-rate %g", o.Max, o.Min)
+	case o.Max > proto.MaxRate:
+		return bad("--max-rate %g is above the ceiling of %g req/s", o.Max, float64(proto.MaxRate))
 	case o.Step < interval:
 		return bad("--step %s is shorter than an interval (%s)", o.Step, interval)
 	case o.Settle < 0 || o.Warmup < 0:

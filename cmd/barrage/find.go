@@ -179,6 +179,10 @@ func cmdFind(args []string) int {
 // findLocal runs the search on this machine. code >= 0 ends the command
 // with it (nothing to print).
 func findLocal(ctx context.Context, plan *proto.Plan, ts []*report.Threshold, o find.Options, cores int, progress io.Writer) (*find.Result, *report.Report, int) {
+	if c := proto.DefaultCaps().MaxRate; o.Max > c {
+		fmt.Fprintf(os.Stderr, "barrage find: --max-rate %g is above this machine's cap of %g req/s (use agents: --zk)\n", o.Max, c)
+		return nil, nil, exitBadInput
+	}
 	opts, err := engine.FromPlan(plan)
 	if err != nil {
 		return nil, nil, planError("find", err)
