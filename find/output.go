@@ -21,6 +21,9 @@ func (r *Result) Answer(slo []string) string {
 	case LimitGenerator:
 		return "no answer: " + r.Reason
 	}
+	if r.Reason != "" {
+		return "no answer: " + r.Reason
+	}
 	return "no answer: the search did not finish"
 }
 

@@ -238,6 +238,9 @@ func findLocal(ctx context.Context, plan *proto.Plan, ts []*report.Threshold, o 
 
 // findEnded decides what a finished search prints.
 func findEnded(ctx context.Context, res *find.Result, serr error, rep *report.Report) (*find.Result, *report.Report, int) {
+	if serr != nil && ctx.Err() != nil {
+		res.Reason = "interrupted after " + strconv.Itoa(len(res.Steps)) + " steps"
+	}
 	if serr != nil && ctx.Err() == nil {
 		fmt.Fprintf(os.Stderr, "barrage find: the search could not finish: %v\n", serr)
 		if rep != nil && rep.Outcome != "" && !rep.Completed() {
