@@ -17,8 +17,9 @@ import (
 //
 // The machine is shared and loaded: when the generator's sends go out
 // late enough to explain a broken SLO, the search says the generator is
-// the limit instead of giving a number. That is a right answer too; the
-// test then checks that it says so, and why. A number, when given, must
+// the limit instead of giving a number; a target starved of CPU may break
+// the SLO even at the lowest rate. Those are right answers too; the test
+// then checks that the search says so, and why. A number, when given, must
 // be near the capacity: at most the resolution plus what the backlog of a
 // step just over it takes to break the SLO above it, and not under half
 // of it (the target starved of CPU serves less).
@@ -84,6 +85,15 @@ func checkFind(t *testing.T, code int, table string, out findOut) {
 			t.Fatalf("exit %d, %+v", code, out)
 		}
 		t.Logf("the generator was the limit on this machine: %s", out.Reason)
+	case "min":
+		// A target starved of CPU (another process's load on this shared
+		// machine) can break the SLO at the lowest rate: the search says
+		// so, with the step that shows it, and exits 3.
+		first := out.Steps[0]
+		if code != 3 || out.Found || len(out.Steps) != 1 || first.SLO || !first.Valid || !strings.HasPrefix(out.Answer, "no sustainable rate: ") {
+			t.Fatalf("exit %d, %+v", code, out)
+		}
+		t.Logf("the target broke the SLO at the lowest rate on this machine: %s", out.Answer)
 	default:
 		t.Fatalf("exit %d, limit %q: %s", code, out.Limit, out.Reason)
 	}
