@@ -311,7 +311,7 @@ func (l *Live) judge(rate float64, from, to time.Duration) Measurement {
 			// lateness plus the rest, so the rest's percentile is at
 			// least the latency's minus the greatest lateness: when that
 			// bound passes, the sends' lateness may have broken it.
-			unexplained = append(unexplained, fmt.Sprintf("%s could be as low as %s without it", t.Expr, t.Format(val-maxLate)))
+			unexplained = append(unexplained, fmt.Sprintf("%s could be as low as %s without it", t.Expr, t.Format(max(val-maxLate, 0))))
 		}
 	}
 	if len(unexplained) > 0 {
