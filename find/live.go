@@ -278,7 +278,7 @@ func (l *Live) judge(rate float64, from, to time.Duration) Measurement {
 	}
 	secs := covered.Seconds()
 	asked := rate * secs
-	ms.Achieved, ms.Sent = float64(sum.Responses)/secs, float64(sum.Sent)/secs
+	ms.Achieved, ms.Sent, ms.LoopBusy = float64(sum.Responses)/secs, float64(sum.Sent)/secs, sum.LoopBusy()
 	if h := sum.Latency; h != nil && h.TotalCount() > 0 {
 		ms.P50, ms.P99, ms.P999 = h.ValueAtQuantile(50), h.ValueAtQuantile(99), h.ValueAtQuantile(99.9)
 	}

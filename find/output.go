@@ -60,7 +60,7 @@ func StepLine(m Measurement) string {
 func (r *Result) WriteTable(w io.Writer, slo []string) error {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "rate/s\tachieved/s\tp50\tp99\tp99.9\terrors\tvalid\tSLO\t\n")
+	fmt.Fprintf(tw, "rate/s\tachieved/s\tp50\tp99\tp99.9\terrors\tloops\tvalid\tSLO\t\n")
 	for _, m := range r.Steps {
 		valid := "yes"
 		if !m.Valid {
@@ -76,7 +76,7 @@ func (r *Result) WriteTable(w io.Writer, slo []string) error {
 		if m.Errors > 0 {
 			errs += fmt.Sprintf(" (%.2f%%)", 100*m.ErrorShare)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", fmtRate(m.Rate), m.Achieved, fmtUS(m.P50), fmtUS(m.P99), fmtUS(m.P999), errs, valid, slo)
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%.0f%%\t%s\t%s\t\n", fmtRate(m.Rate), m.Achieved, fmtUS(m.P50), fmtUS(m.P99), fmtUS(m.P999), errs, 100*m.LoopBusy, valid, slo)
 	}
 	tw.Flush()
 	b.WriteString("\n")

@@ -147,6 +147,9 @@ type Measurement struct {
 	P50  int64 `json:"p50_us"`
 	P99  int64 `json:"p99_us"`
 	P999 int64 `json:"p999_us"`
+	// LoopBusy is how busy the generator's event loops were (the
+	// fleet's, merged: the per-agent rule is in Valid).
+	LoopBusy float64 `json:"loop_busy"`
 	// Errors counts the errors; ErrorShare is their share of the
 	// requests completed.
 	Errors     uint64  `json:"errors"`
