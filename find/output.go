@@ -76,7 +76,11 @@ func (r *Result) WriteTable(w io.Writer, slo []string) error {
 		if m.Errors > 0 {
 			errs += fmt.Sprintf(" (%.2f%%)", 100*m.ErrorShare)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%.0f%%\t%s\t%s\t\n", fmtRate(m.Rate), m.Achieved, fmtUS(m.P50), fmtUS(m.P99), fmtUS(m.P999), errs, 100*m.LoopBusy, valid, slo)
+		rate := fmtRate(m.Rate)
+		if m.Try > 0 {
+			rate = "(again) " + rate
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%.0f%%\t%s\t%s\t\n", rate, m.Achieved, fmtUS(m.P50), fmtUS(m.P99), fmtUS(m.P999), errs, 100*m.LoopBusy, valid, slo)
 	}
 	tw.Flush()
 	b.WriteString("\n")

@@ -58,6 +58,11 @@ type Options struct {
 	// Generator names what sends the load in the answer: "generator"
 	// (the default) or "fleet".
 	Generator string
+	// Confirm is how many times a step whose SLO broke is measured again
+	// before the break is held against the target: a break that does not
+	// repeat (a stall of the machine, not the target's limit) is taken
+	// back. 0 believes the first measurement.
+	Confirm int
 	// OnStep, if set, gets each step as it is measured.
 	OnStep func(Measurement)
 }
@@ -106,16 +111,21 @@ func (o *Options) Check(interval time.Duration) error {
 		return bad("--resolution %g must be between 0 and 100%%", o.Resolution)
 	case !(o.Growth > 1 && o.Growth <= 100):
 		return bad("--growth %g must be above 1 (2 doubles the rate each step)", o.Growth)
+	case o.Confirm < 0 || o.Confirm > 10:
+		return bad("--confirm %d must be between 0 and 10", o.Confirm)
 	}
 	return nil
 }
 
 // MaxSteps bounds the steps a search takes: the exponential phase, then
-// the bisection of the last bracket to the resolution.
+// the bisection of the last bracket to the resolution, with the
+// confirmations of the breaks.
 func (o *Options) MaxSteps() int {
 	grow := int(math.Ceil(math.Log(o.Max/o.Min)/math.Log(o.Growth))) + 1
 	bisect := int(math.Ceil(math.Log2((o.Growth-1)/o.Resolution))) + 1
-	return grow + max(bisect, 0)
+	// Every break may be measured Confirm more times: one in the growth,
+	// and any in the bisection.
+	return grow + max(bisect, 0)*(1+o.Confirm) + o.Confirm
 }
 
 // Duration bounds how long a search's test must be planned for: the
@@ -161,6 +171,8 @@ type Measurement struct {
 	Valid    bool     `json:"valid"`
 	Invalid  []string `json:"invalid_reasons,omitempty"`
 	Lateness string   `json:"lateness,omitempty"`
+	// Try numbers a step measured again at the same rate (Confirm).
+	Try int `json:"try,omitempty"`
 	// SLO is true when every threshold held; Failed lists those that did
 	// not, with their values.
 	SLO    bool     `json:"slo_ok"`
@@ -220,15 +232,22 @@ func round(r float64) float64 {
 func Search(ctx context.Context, m Measurer, o Options) (*Result, error) {
 	res := &Result{}
 	step := func(rate float64) (*Measurement, error) {
-		ms, err := m.Measure(ctx, rate)
-		if err != nil {
-			return nil, err
+		for try := 0; ; try++ {
+			ms, err := m.Measure(ctx, rate)
+			if err != nil {
+				return nil, err
+			}
+			ms.Try = try
+			res.Steps = append(res.Steps, ms)
+			if o.OnStep != nil {
+				o.OnStep(ms)
+			}
+			// A break that counts is measured again, up to Confirm
+			// times: one that does not repeat was a passing disturbance.
+			if ms.SLO || !ms.Counts() || try >= o.Confirm {
+				return &res.Steps[len(res.Steps)-1], nil
+			}
 		}
-		res.Steps = append(res.Steps, ms)
-		if o.OnStep != nil {
-			o.OnStep(ms)
-		}
-		return &res.Steps[len(res.Steps)-1], nil
 	}
 	generator := func(ms *Measurement) {
 		res.Limit = LimitGenerator

@@ -17,6 +17,7 @@ type model struct {
 	late     func(rate float64) bool
 	fail     error
 	rates    []float64
+	flaky    map[float64]int // rate: how many of its first measurements break
 }
 
 func (m *model) Measure(_ context.Context, rate float64) (Measurement, error) {
@@ -25,6 +26,10 @@ func (m *model) Measure(_ context.Context, rate float64) (Measurement, error) {
 	}
 	m.rates = append(m.rates, rate)
 	ms := Measurement{Rate: rate, Achieved: min(rate, m.capacity), Valid: true, SLO: rate <= m.capacity}
+	if m.flaky[rate] > 0 {
+		m.flaky[rate]--
+		ms.SLO = false
+	}
 	if m.gen != nil && m.gen(rate) {
 		ms.Valid, ms.Invalid = false, []string{"generator saturated: its event loops were 99% busy"}
 	}
@@ -85,6 +90,39 @@ func TestSearchResolution(t *testing.T) {
 	}
 }
 
+// TestSearchConfirm: a break is measured again; one that does not repeat
+// is taken back, one that does is believed.
+func TestSearchConfirm(t *testing.T) {
+	o := opts()
+	o.Confirm = 1
+	// 16000 breaks once (a stall), then holds: the search goes on up.
+	m := &model{capacity: 20000, flaky: map[float64]int{16000: 1}}
+	var tries []int
+	o.OnStep = func(ms Measurement) { tries = append(tries, ms.Try) }
+	res, err := Search(context.Background(), m, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{1000, 2000, 4000, 8000, 16000, 16000, 32000, 32000, 24000, 24000, 20000, 22000, 22000, 21000, 21000, 20500, 20500, 20250, 20250}
+	if !equal(m.rates, want) || res.Sustainable != 20000 || res.Limit != LimitSLO {
+		t.Fatalf("rates %v, result %+v", m.rates, res)
+	}
+	if tries[4] != 0 || tries[5] != 1 || res.Steps[5].Try != 1 || !res.Steps[5].SLO {
+		t.Fatalf("tries %v", tries)
+	}
+	if len(m.rates) > o.MaxSteps() {
+		t.Fatalf("%d steps, MaxSteps %d", len(m.rates), o.MaxSteps())
+	}
+	// Confirmed breaks, across the range, stay within MaxSteps.
+	o.Confirm = 2
+	for c := o.Min * 1.3; c < o.Max; c *= 1.77 {
+		m := &model{capacity: c}
+		if _, err := Search(context.Background(), m, o); err != nil || len(m.rates) > o.MaxSteps() {
+			t.Fatalf("capacity %g: %d steps, MaxSteps %d (%v)", c, len(m.rates), o.MaxSteps(), err)
+		}
+	}
+}
+
 func TestSearchLimits(t *testing.T) {
 	// The generator saturates first: no answer, a lower bound.
 	m := &model{capacity: 50000, gen: func(r float64) bool { return r > 12000 }}
@@ -139,6 +177,8 @@ func TestOptions(t *testing.T) {
 		{Options{Resolution: 1.5}, "--resolution"},
 		{Options{Growth: 1}, "--growth"},
 		{Options{Settle: -time.Second}, "--settle"},
+		{Options{Confirm: -1}, "--confirm"},
+		{Options{Max: 2e8}, "--max-rate 2e+08 is above the ceiling"},
 	} {
 		tc.o.Normalize()
 		if err := tc.o.Check(time.Second); !errors.Is(err, ErrBadOptions) || !strings.Contains(err.Error(), tc.want) {

@@ -62,6 +62,7 @@ func cmdFind(args []string) int {
 	fs.DurationVar(&o.Warmup, "warmup", find.DefaultWarmup, "how long the test runs at --min-rate before the first step")
 	resolution := fs.String("resolution", "2%", "stop bisecting when the bracket is this narrow, relative to the rate")
 	fs.Float64Var(&o.Growth, "growth", find.DefaultGrowth, "factor the rate grows by from step to step until the SLO breaks")
+	fs.IntVar(&o.Confirm, "confirm", 0, "measure a step whose SLO broke this many times more; a break that does not repeat (a stall of a shared machine) is taken back")
 	cores := fs.Int("cores", 0, "event loops of this machine's generator (0 = all allowed CPUs; not with --zk)")
 	jsonOut := fs.String("json", "", "also write the search as JSON to this file (- = stdout, and the table goes to stderr)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress lines")
