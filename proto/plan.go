@@ -206,6 +206,15 @@ type Plan struct {
 	TLSMin    string   `json:"tls_min,omitempty" yaml:"tls_min,omitempty"`
 	Ciphers   []string `json:"ciphers,omitempty" yaml:"ciphers,omitempty"`
 	TLSResume bool     `json:"tls_resume,omitempty" yaml:"tls_resume,omitempty"`
+
+	// Thresholds are pass/fail criteria on the results ("p99 < 250ms",
+	// "status_429 > 10%"; the syntax is report.ParseThreshold's), judged
+	// at the end; a failed one makes the command exit 3. AbortOnFail also
+	// judges them live and stops the test when one fails; Degrade lowers
+	// the load, or stops the test, when errors stay high (guard.go).
+	Thresholds  []string     `json:"thresholds,omitempty" yaml:"thresholds,omitempty"`
+	AbortOnFail *AbortOnFail `json:"abort_on_fail,omitempty" yaml:"abort_on_fail,omitempty"`
+	Degrade     *Degrade     `json:"degrade,omitempty" yaml:"degrade,omitempty"`
 }
 
 // planFields is Plan without its JSON methods (so they can call the
@@ -412,6 +421,7 @@ func kindName(n *yaml.Node) string {
 // words ("field ratez not found in type proto.Plan").
 var goTypes = strings.NewReplacer(
 	" in type proto.Plan", "", " in type proto.Pattern", " in pattern", " in type proto.Step", " in a step",
+	" in type proto.Degrade", " in degrade", " in type proto.AbortOnFail", " in abort_on_fail",
 	" in type proto.Request", " in a request", " in type proto.Data", " in a data file",
 	"[]proto.Step", "a list of steps", "[]proto.Request", "a list of requests", "map[string]proto.Data", "a mapping of data files",
 	"proto.Plan", "a plan", "proto.Pattern", "a pattern", "proto.Request", "a request", "proto.Data", "a data file",
@@ -523,6 +533,7 @@ func (p *Plan) Normalize() {
 	if len(p.Pattern.Steps) == 0 {
 		p.Pattern.Steps = nil
 	}
+	p.normalizeGuards()
 }
 
 // ParseTarget checks a target URL and returns it parsed: http:// or
@@ -612,6 +623,9 @@ func (p *Plan) Validate() error {
 		return err
 	}
 	if err := p.validatePattern(); err != nil {
+		return err
+	}
+	if err := p.validateGuards(); err != nil {
 		return err
 	}
 	return checkDur("duration", p.Duration, MaxDuration)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/report"
 	"github.com/barrage-load/barrage/request"
 )
 
@@ -42,6 +43,11 @@ type loadFlags struct {
 	tlsMin         string
 	ciphers        []string
 	tlsResume      bool
+	thresholds     []string
+	abortGrace     time.Duration
+	degrade        string
+	// parsed holds the thresholds of the plan built (guard.go).
+	parsed []*report.Threshold
 	// oneBox is set for `run`: the whole plan runs on this machine, so
 	// it must also fit one box's caps (proto.Caps).
 	oneBox bool
@@ -77,6 +83,9 @@ func (lf *loadFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&lf.tlsMin, "tls-min", "", "https: lowest TLS version offered: 1.2 (default) or 1.3")
 	fs.StringSliceVar(&lf.ciphers, "ciphers", nil, "https: TLS 1.2 cipher suites offered, by Go name, comma-separated (TLS 1.3's are not configurable)")
 	fs.BoolVar(&lf.tlsResume, "tls-resume", false, "https: resume TLS sessions (tickets) on reconnects; by default every connection makes a full handshake")
+	fs.StringArrayVar(&lf.thresholds, "threshold", nil, `pass/fail criterion, e.g. "p99 < 250ms", "errors < 1%", "status_429 > 10%", "rps >= 99% target", "p99{step=2} < 100ms" (repeatable; replaces the plan's; a failed one exits 3)`)
+	fs.DurationVar(&lf.abortGrace, "abort-on-fail", 0, "also judge the thresholds live over the last GRACE (e.g. 10s) and stop the test when one fails")
+	fs.StringVar(&lf.degrade, "degrade", "", `lower the load when errors stay high: "error_rate=50%,for=5s,factor=0.5,stop_above=80%[,max_reductions=N]" (replaces the plan's degrade)`)
 	lf.oneBox = fs.Name() == "run"
 	if lf.oneBox {
 		fs.StringArrayVar(&lf.headerFiles, "header-file", nil, "NAME=FILE: the header's value is FILE's first line, read again whenever FILE changes (a rotated token); repeatable")
@@ -168,6 +177,22 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	}
 	if set("no-keepalive") {
 		p.NoKeepAlive = lf.noKeepAlive
+	}
+	if fs.Changed("threshold") {
+		p.Thresholds = lf.thresholds
+	}
+	if fs.Changed("abort-on-fail") {
+		p.AbortOnFail = &proto.AbortOnFail{Grace: proto.Duration(lf.abortGrace)}
+		if lf.abortGrace <= 0 {
+			return nil, proto.BadPlanf("--abort-on-fail %s: give the grace, e.g. 10s", lf.abortGrace)
+		}
+	}
+	if fs.Changed("degrade") {
+		d, err := proto.ParseDegrade(lf.degrade)
+		if err != nil {
+			return nil, err
+		}
+		p.Degrade = d
 	}
 	if set("insecure") {
 		p.Insecure = lf.insecure
@@ -262,6 +287,13 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	if p.Insecure {
 		fmt.Fprintf(os.Stderr, "barrage %s: warning: --insecure: the target's certificate is not verified\n", fs.Name())
 	}
+	// Thresholds parse here, so a bad one stops the command before
+	// anything runs, with its position (exit 2).
+	ts, err := report.ParseThresholds(p.Thresholds, p.Open())
+	if err != nil {
+		return nil, err
+	}
+	lf.parsed = ts
 	if lf.oneBox {
 		// The whole plan runs here: one box's connection limit applies
 		// (the rate is bounded by Validate's ceiling).
