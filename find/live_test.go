@@ -66,7 +66,7 @@ func TestLiveMeasure(t *testing.T) {
 	p := pipeline.New(pipeline.Options{Plan: plan, Schedule: segs, Ends: schedule.IntervalEnds(&sch, time.Second)})
 	p.AddAgent("a", "a", "")
 	p.AddAgent("b", "b", "")
-	ts, err := report.ParseThresholds([]string{"p99 < 50ms"}, true)
+	ts, err := report.ParseThresholds([]string{"p99 < 50ms"}, &proto.Plan{Rate: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func newHarness(t *testing.T, plan string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := report.ParseThresholds(p.Thresholds, p.Open())
+	ts, err := report.ParseThresholds(p.Thresholds, p)
 	if err != nil {
 		t.Fatal(err)
 	}

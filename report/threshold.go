@@ -28,9 +28,13 @@ import (
 // coordinated omission; service. selects the time from the actual send.
 //
 // The selector narrows what is measured: step=N (the report's step N),
-// kind=K (errors of one kind: connect, timeout, reset, protocol,
-// http_4xx, http_5xx, http_other). request=NAME is reserved for request
-// mixes (refused until they exist). OP is <, <=, > or >=. LIMIT is
+// kind=K (errors of one kind: connect, tls, timeout, reset, protocol,
+// http_4xx, http_5xx, http_other), request=NAME (one request of the
+// plan's mix, by its name; "quoted" when it holds a space, a comma or a
+// brace). A request's latency is the one its report row shows (from the
+// intended send in the open model, from the actual send in the closed
+// one), so service. and rps's share of the target do not combine with
+// request=. OP is <, <=, > or >=. LIMIT is
 //
 //	a duration for latencies:            250ms, 1s, 500us
 //	a share (%) or a count for errors and statuses:
@@ -112,7 +116,11 @@ type Threshold struct {
 	// Step is the report step it is judged on (from 1); 0 for the whole
 	// run.
 	Step int
-	Op   Op
+	// Request narrows the measure to one request of a mix, by name ("":
+	// all); req is its index in the plan, set by ParseThresholds.
+	Request string
+	req     int
+	Op      Op
 	// Limit is in microseconds (latency), a fraction (Share, OfTarget),
 	// a count (errors, status) or requests per second (rps).
 	Limit float64
@@ -142,18 +150,38 @@ func (e *ThresholdError) Unwrap() error { return proto.ErrBadPlan }
 // order.
 func ErrorKinds() []string { return append([]string(nil), errorKindOrder...) }
 
-// ParseThresholds parses a plan's thresholds; open is the plan's model
-// (a share of the rate asked needs the open model).
-func ParseThresholds(exprs []string, open bool) ([]*Threshold, error) {
+// ParseThresholds parses a plan's thresholds against the plan: a share of
+// the rate asked needs the open model, and request= must name one of the
+// plan's requests.
+func ParseThresholds(exprs []string, p *proto.Plan) ([]*Threshold, error) {
 	out := make([]*Threshold, 0, len(exprs))
 	for _, e := range exprs {
 		t, err := ParseThreshold(e)
 		if err != nil {
 			return nil, err
 		}
-		if t.OfTarget && !open {
+		if t.OfTarget && !p.Open() {
 			return nil, &ThresholdError{Expr: t.Expr, Col: strings.Index(t.Expr, "%") + 1,
 				Msg: "a share of the rate asked needs the open model (give a rate, -r); in the closed model compare rps with a number"}
+		}
+		if t.Request != "" {
+			t.req = -1
+			var names []string
+			for i, r := range p.Requests {
+				names = append(names, strconv.Quote(r.Name))
+				if r.Name == t.Request {
+					t.req = i
+				}
+			}
+			if t.req < 0 {
+				msg := fmt.Sprintf("no request named %q in the plan", t.Request)
+				if len(names) == 0 {
+					msg += " (it lists no requests: request= needs a mix, requests: in a plan or --targets)"
+				} else {
+					msg += " (it has " + strings.Join(names, ", ") + ")"
+				}
+				return nil, &ThresholdError{Expr: t.Expr, Col: strings.Index(t.Expr, "request") + 1, Msg: msg}
+			}
 		}
 		out = append(out, t)
 	}
@@ -222,6 +250,9 @@ func ParseThreshold(expr string) (*Threshold, error) {
 	p.space()
 	if p.pos < len(p.s) {
 		return nil, p.fail(p.pos, "unexpected %q after the limit", p.s[p.pos:])
+	}
+	if t.Request != "" && t.OfTarget {
+		return nil, p.fail(strings.Index(p.s, "%"), "the rate asked is not split by request: compare a request's rps with a number")
 	}
 	return t, nil
 }
@@ -305,7 +336,16 @@ func (p *thParser) selector(t *Threshold) error {
 			return p.fail(p.pos, "want = after %s", key)
 		}
 		p.pos++
-		val, vat := p.word()
+		var val string
+		var vat int
+		if key == "request" {
+			var err error
+			if val, vat, err = p.name(); err != nil {
+				return err
+			}
+		} else {
+			val, vat = p.word()
+		}
 		if val == "" {
 			return p.fail(vat, "want a value for %s", key)
 		}
@@ -329,9 +369,12 @@ func (p *thParser) selector(t *Threshold) error {
 			}
 			t.Kind = val
 		case "request":
-			return p.fail(at, "request= needs request mixes, which this version does not have")
+			if t.Service {
+				return p.fail(at, "request= reads the request's own latency (its report row's): service. does not combine with it")
+			}
+			t.Request = val
 		default:
-			return p.fail(at, "unknown selector %q (want step=N, or kind=K for errors)", key)
+			return p.fail(at, "unknown selector %q (want step=N, request=NAME, or kind=K for errors)", key)
 		}
 		p.space()
 		if p.pos >= len(p.s) {
@@ -347,6 +390,26 @@ func (p *thParser) selector(t *Threshold) error {
 		}
 		return p.fail(p.pos, "want , or } in the selector, not %q", p.s[p.pos:p.pos+1])
 	}
+}
+
+// name reads a request's name: "quoted" (Go syntax), or the bytes up to
+// the next space, comma or closing brace.
+func (p *thParser) name() (string, int, error) {
+	p.space()
+	start := p.pos
+	if p.pos < len(p.s) && p.s[p.pos] == '"' {
+		q, err := strconv.QuotedPrefix(p.s[p.pos:])
+		if err != nil {
+			return "", start, p.fail(start, "the quoted request name is not closed")
+		}
+		p.pos += len(q)
+		v, _ := strconv.Unquote(q)
+		return v, start, nil
+	}
+	for p.pos < len(p.s) && !strings.ContainsRune(" \t,}", rune(p.s[p.pos])) {
+		p.pos++
+	}
+	return p.s[start:p.pos], start, nil
 }
 
 func (p *thParser) op(t *Threshold) error {

@@ -77,6 +77,11 @@ func (t *Threshold) statusCount(s *proto.Stats) uint64 {
 // completed, no response, no rate asked).
 func (t *Threshold) Value(s Span) (v float64, ok bool) {
 	st := s.Stats
+	if t.Request != "" {
+		if st = requestView(st, t.req); st == nil {
+			return 0, false
+		}
+	}
 	switch t.Metric {
 	case MetricLatency:
 		h := t.hist(st)
@@ -372,3 +377,15 @@ func (r *Report) writeThresholds(b *strings.Builder) {
 
 // FormatShare writes a fraction as a percentage ("12.50%", "0.05%").
 func FormatShare(v float64) string { return fmtShare(v) }
+
+// requestView is request i's figures in s as Stats a threshold reads: its
+// sends, responses, statuses and errors, and its latency as the leading
+// latency. Nil when s holds no figures for it.
+func requestView(s *proto.Stats, i int) *proto.Stats {
+	if s == nil || i < 0 || i >= len(s.Requests) {
+		return nil
+	}
+	r := &s.Requests[i]
+	return &proto.Stats{Start: s.Start, End: s.End, Sent: r.Sent, Responses: r.Responses,
+		Status: r.Status, Errors: r.Errors, Corrected: r.Latency}
+}

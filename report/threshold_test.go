@@ -88,7 +88,9 @@ func TestParseThresholdErrors(t *testing.T) {
 		{"p99{step=1,step=2} < 1s", 12, "given twice"},
 		{"p99{step=1 < 1s", 12, "want , or }"},
 		{"p99{zone=eu} < 1s", 5, `unknown selector "zone"`},
-		{"p99{request=checkout} < 300ms", 5, "request mixes"},
+		{`p99{request="checkout} < 300ms`, 13, "not closed"},
+		{"service.p99{request=buy} < 1s", 13, "service. does not combine"},
+		{"rps{request=buy} >= 90% target", 23, "not split by request"},
 		{"status_700 > 1%", 8, "not a status code"},
 		{"status_6xx > 1%", 8, "not a status code"},
 		{"rps >= 99%", 11, "of the target"},
@@ -112,10 +114,10 @@ func TestParseThresholdErrors(t *testing.T) {
 		}
 	}
 	// A share of the rate asked needs the open model.
-	if _, err := ParseThresholds([]string{"p99 < 1s", "rps >= 99% target"}, false); err == nil || !strings.Contains(err.Error(), "open model") {
+	if _, err := ParseThresholds([]string{"p99 < 1s", "rps >= 99% target"}, &proto.Plan{}); err == nil || !strings.Contains(err.Error(), "open model") {
 		t.Errorf("closed model with rps of target: %v", err)
 	}
-	if ts, err := ParseThresholds([]string{"p99 < 1s", "rps >= 99% target"}, true); err != nil || len(ts) != 2 {
+	if ts, err := ParseThresholds([]string{"p99 < 1s", "rps >= 99% target"}, openPlan); err != nil || len(ts) != 2 {
 		t.Errorf("open model: %v", err)
 	}
 }
@@ -250,7 +252,7 @@ func TestJudgeThresholds(t *testing.T) {
 		iv.Scheduled = iv.Sent
 		a.Add(iv)
 	}
-	ts, err := ParseThresholds([]string{"p50 < 250ms", "p99{step=1} < 10ms", "p99{step=2} < 10ms", "status_429 > 5%", "rps >= 99% target", "p99{step=9} < 1s"}, true)
+	ts, err := ParseThresholds([]string{"p50 < 250ms", "p99{step=1} < 10ms", "p99{step=2} < 10ms", "status_429 > 5%", "rps >= 99% target", "p99{step=9} < 1s"}, openPlan)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +317,7 @@ func TestJudgeThresholds(t *testing.T) {
 		t.Fatalf("no answers: exit %d", rep.ExitCode())
 	}
 	// Every threshold passing: 0.
-	ok, _ := ParseThresholds([]string{"p99 < 1s"}, true)
+	ok, _ := ParseThresholds([]string{"p99 < 1s"}, openPlan)
 	rep2 := a.Report(4 * time.Second)
 	rep2.Outcome = OutcomeCompleted
 	rep2.SetThresholds(a.JudgeThresholds(ok, 4*time.Second), nil)
@@ -351,4 +353,63 @@ func FuzzParseThreshold(f *testing.F) {
 			t.Fatalf("%q: %+v, canonical %q gives %+v", s, *th, th.String(), *again)
 		}
 	})
+}
+
+// openPlan is an open-model plan for ParseThresholds.
+var openPlan = &proto.Plan{Rate: 1000}
+
+// TestThresholdPerRequest: request=NAME judges one request of a mix on its
+// own figures, and a name the plan does not have is refused at load.
+func TestThresholdPerRequest(t *testing.T) {
+	plan := &proto.Plan{Rate: 100, Requests: []proto.Request{{Name: "browse"}, {Name: "buy now"}}}
+	ts, err := ParseThresholds([]string{
+		"p99{request=browse} < 100ms",
+		`p99{request="buy now"} < 100ms`,
+		`errors{request="buy now",kind=http_5xx} < 10%`,
+		"status_5xx{request=browse} < 1",
+		"rps{request=browse} >= 40",
+	}, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := proto.NewStats(true)
+	st.SetRequests(2)
+	for i := int64(1); i <= 100; i++ {
+		_ = st.Requests[0].Latency.RecordValue(i * 500)  // browse: up to 50 ms
+		_ = st.Requests[1].Latency.RecordValue(i * 2000) // buy now: up to 200 ms
+		_ = st.Latency.RecordValue(i * 500)
+		_ = st.Latency.RecordValue(i * 2000)
+	}
+	st.Requests[0].Sent, st.Requests[0].Responses, st.Requests[0].Status[200] = 100, 100, 100
+	st.Requests[1].Sent, st.Requests[1].Responses, st.Requests[1].Status[200], st.Requests[1].Status[503] = 100, 100, 80, 20
+	st.Sent, st.Responses, st.Status[200], st.Status[503] = 200, 200, 180, 20
+	s := Span{Stats: st, Seconds: 2}
+	want := []struct {
+		v    float64
+		pass bool
+	}{{49663, true}, {198655, false}, {0.2, false}, {0, true}, {50, true}}
+	for i, th := range ts {
+		v, pass, ok := th.Judge(s)
+		if !ok || pass != want[i].pass || math.Abs(v-want[i].v) > 0.01*want[i].v+1e-9 {
+			t.Errorf("%s: value %v pass %v ok %v, want %v pass %v", th.Expr, v, pass, ok, want[i].v, want[i].pass)
+		}
+	}
+	// Without the request's figures (a plain run) there is nothing to judge.
+	if _, _, ok := ts[0].Judge(Span{Stats: proto.NewStats(true), Seconds: 1}); ok {
+		t.Error("judged a request on stats without requests")
+	}
+	for _, tc := range []struct{ expr, msg string }{
+		{"p99{request=checkout} < 1s", `no request named "checkout" in the plan (it has "browse", "buy now")`},
+		{"p99{request=browse} < 1s", "it lists no requests"},
+	} {
+		p := plan
+		if strings.Contains(tc.msg, "lists no") {
+			p = &proto.Plan{Rate: 100}
+		}
+		_, err := ParseThresholds([]string{tc.expr}, p)
+		var te *ThresholdError
+		if !errors.As(err, &te) || !strings.Contains(te.Msg, tc.msg) || te.Col != 5 {
+			t.Errorf("%s: %v, want column 5 with %q", tc.expr, err, tc.msg)
+		}
+	}
 }

@@ -45,7 +45,7 @@ func (cg *coordGuard) hook(o *coord.Options, c func() *coord.Coordinator) {
 			ts := cg.ts
 			if ts == nil {
 				var err error
-				if ts, err = report.ParseThresholds(plan.Thresholds, plan.Open()); err != nil {
+				if ts, err = report.ParseThresholds(plan.Thresholds, plan); err != nil {
 					fmt.Fprintf(cg.log, "coord: the test's thresholds are not judged: %v\n", err)
 					ts = nil
 				}

@@ -289,7 +289,7 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	}
 	// Thresholds parse here, so a bad one stops the command before
 	// anything runs, with its position (exit 2).
-	ts, err := report.ParseThresholds(p.Thresholds, p.Open())
+	ts, err := report.ParseThresholds(p.Thresholds, &p)
 	if err != nil {
 		return nil, err
 	}
