@@ -72,6 +72,11 @@ func cmdFind(args []string) int {
 	agents := fs.Int("agents", 1, "agents to wait for (with --zk)")
 	minAgents := fs.Int("min-agents", 1, "fewest agents the search may go on with (with --zk)")
 	wait := fs.Duration("wait", coord.DefaultWait, "how long to wait for the agents (with --zk)")
+	// The search sets these itself, or does not apply them: out of the
+	// help, and refused when given.
+	for _, name := range []string{"rate", "duration", "abort-on-fail", "degrade"} {
+		_ = fs.MarkHidden(name)
+	}
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -81,6 +86,9 @@ func cmdFind(args []string) int {
 	}
 	if fs.Changed("rate") || fs.Changed("duration") {
 		return bad("the search sets the rate and the duration itself (give --min-rate, --max-rate, --step)")
+	}
+	if fs.Changed("abort-on-fail") || fs.Changed("degrade") {
+		return bad("--abort-on-fail and --degrade do not apply to a search (a broken step ends the climb)")
 	}
 	share, err := proto.ParseShare(*resolution)
 	if err != nil {
