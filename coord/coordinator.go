@@ -11,6 +11,7 @@ import (
 
 	"github.com/barrage-load/barrage/fleet"
 	"github.com/barrage-load/barrage/live"
+	"github.com/barrage-load/barrage/pipeline"
 	"github.com/barrage-load/barrage/proto"
 	"github.com/barrage-load/barrage/report"
 )
@@ -106,6 +107,14 @@ type Options struct {
 	// report's rows without what only the end knows (final results,
 	// missing intervals). The slice is the callee's.
 	OnAgents func(rows []report.Agent)
+	// OnPipeline, if set, is called with the test's pipeline and plan on
+	// the poll loop's goroutine as soon as the pipeline is made (and again
+	// when a checkpoint's restore replaces it), before any interval is
+	// folded: consumers hang on it (OnInterval, OnAgentInterval, OnEvent,
+	// Emit) as they do through local.Runner.With in run. After Run has
+	// returned, the last pipeline given holds the whole test (every
+	// interval closed) and may be read from Run's caller.
+	OnPipeline func(p *pipeline.Pipeline, plan *proto.Plan)
 	// AbandonGrace: see the constant; zero takes it.
 	AbandonGrace time.Duration
 }

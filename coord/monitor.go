@@ -86,6 +86,9 @@ func (m *monitor) hook() {
 			fn(m.agentRows())
 		}
 	})
+	if fn := m.c.o.OnPipeline; fn != nil {
+		fn(m.pipe, &m.st.Plan)
+	}
 }
 
 func (m *monitor) begin() { m.start = time.Unix(0, m.st.StartAt) }

@@ -126,7 +126,8 @@ func (r *Runner) Run(ctx context.Context) (*report.Report, *engine.Result, error
 	rep.Outcome = report.OutcomeCompleted
 	switch {
 	case r.stop != "":
-		rep.Outcome = fmt.Sprintf("stopped after %.1fs of %s: %s", elapsed.Seconds(), r.o.Plan.Duration, r.stop)
+		// OutcomeText adds how much of the plan ran.
+		rep.Outcome = "stopped: " + r.stop
 	case ctx.Err() != nil:
 		rep.Outcome = fmt.Sprintf("stopped early by a signal after %.1fs of %s: partial report", elapsed.Seconds(), r.o.Plan.Duration)
 	}

@@ -74,6 +74,7 @@ type Pipeline struct {
 	late    map[int]*proto.Stats // by step
 	dups    int
 	sinks   []func(iv *proto.Stats, agents, of int)
+	asinks  []func(iv *proto.Stats, agent string, c *Counters)
 	events  []report.Event
 	esinks  []func(report.Event)
 	step    int // the step of the last interval closed (-1 before)
@@ -103,6 +104,16 @@ func New(o Options) *Pipeline {
 // fn must not keep iv.
 func (p *Pipeline) OnInterval(fn func(iv *proto.Stats, agents, of int)) {
 	p.sinks = append(p.sinks, fn)
+}
+
+// OnAgentInterval adds a consumer of each agent's part of each merged
+// interval: when an interval closes, fn gets, before the OnInterval
+// consumers get the interval, the counters of every agent that reported
+// it (in no set order). It is how a consumer applies a rule to each agent
+// of the fleet ("any agent saturated") without histograms per agent. fn
+// must keep neither iv nor c.
+func (p *Pipeline) OnAgentInterval(fn func(iv *proto.Stats, agent string, c *Counters)) {
+	p.asinks = append(p.asinks, fn)
 }
 
 // PrintProgress prints one progress line per merged interval to w: the
@@ -328,6 +339,13 @@ func (p *Pipeline) closeOne(pd *pending, alive int) {
 	}
 	p.emitBreaker(st)
 	p.agg.Add(st)
+	if pd != nil {
+		for _, fn := range p.asinks {
+			for id, c := range pd.from {
+				fn(st, id, c)
+			}
+		}
+	}
 	for _, fn := range p.sinks {
 		fn(st, agents, alive)
 	}

@@ -212,6 +212,14 @@ type Plan struct {
 	// Breaker is the generator's circuit breaker; nil: none.
 	Retry   *Retry   `json:"retry,omitempty" yaml:"retry,omitempty"`
 	Breaker *Breaker `json:"breaker,omitempty" yaml:"breaker,omitempty"`
+	// Thresholds are pass/fail criteria on the results ("p99 < 250ms",
+	// "status_429 > 10%"; the syntax is report.ParseThreshold's), judged
+	// at the end; a failed one makes the command exit 3. AbortOnFail also
+	// judges them live and stops the test when one fails; Degrade lowers
+	// the load, or stops the test, when errors stay high (guard.go).
+	Thresholds  []string     `json:"thresholds,omitempty" yaml:"thresholds,omitempty"`
+	AbortOnFail *AbortOnFail `json:"abort_on_fail,omitempty" yaml:"abort_on_fail,omitempty"`
+	Degrade     *Degrade     `json:"degrade,omitempty" yaml:"degrade,omitempty"`
 }
 
 // planFields is Plan without its JSON methods (so they can call the
@@ -418,6 +426,7 @@ func kindName(n *yaml.Node) string {
 // words ("field ratez not found in type proto.Plan").
 var goTypes = strings.NewReplacer(
 	" in type proto.Plan", "", " in type proto.Pattern", " in pattern", " in type proto.Step", " in a step",
+	" in type proto.Degrade", " in degrade", " in type proto.AbortOnFail", " in abort_on_fail",
 	" in type proto.Request", " in a request", " in type proto.Data", " in a data file",
 	" in type proto.Retry", " in retry", " in type proto.Breaker", " in breaker",
 	"[]proto.Step", "a list of steps", "[]proto.Request", "a list of requests", "map[string]proto.Data", "a mapping of data files",
@@ -531,6 +540,7 @@ func (p *Plan) Normalize() {
 	if len(p.Pattern.Steps) == 0 {
 		p.Pattern.Steps = nil
 	}
+	p.normalizeGuards()
 }
 
 // ParseTarget checks a target URL and returns it parsed: http:// or
@@ -623,6 +633,9 @@ func (p *Plan) Validate() error {
 		return err
 	}
 	if err := p.validatePattern(); err != nil {
+		return err
+	}
+	if err := p.validateGuards(); err != nil {
 		return err
 	}
 	return checkDur("duration", p.Duration, MaxDuration)

@@ -223,6 +223,11 @@ type Report struct {
 	// Events are what happened to the test beside its timeline: steps,
 	// live changes, agents lost, stops, thresholds, the circuit breaker.
 	Events []Event `json:"events"`
+	// Thresholds are the plan's thresholds judged at the end, and
+	// Degradation what graceful degradation did (threshold*.go); set by
+	// the caller after Report.
+	Thresholds  []ThresholdResult `json:"thresholds,omitempty"`
+	Degradation *Degradation      `json:"degradation,omitempty"`
 	// StartSkewMS is the spread of the agents' first send times.
 	StartSkewMS float64 `json:"start_skew_ms,omitempty"`
 	// Seed is the plan's seed: the same seed gives each generator the same
@@ -281,8 +286,13 @@ const (
 
 // ExitCode is the exit status the command should end with: ExitNoAnswers
 // when the target answered nothing (it wins: it says the most), else
-// ExitIncomplete when the test did not complete, else ExitOK.
+// ExitThresholds when a threshold failed in a test that completed or that
+// a threshold stopped, else ExitIncomplete when the test did not
+// complete, else ExitOK.
 func (r *Report) ExitCode() int {
+	if code, ok := r.thresholdExit(); ok && !r.NoAnswers {
+		return code
+	}
 	switch {
 	case r.NoAnswers:
 		return ExitNoAnswers

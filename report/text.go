@@ -196,6 +196,8 @@ func (r *Report) WriteText(out io.Writer) error {
 	if len(r.Agents) > 0 {
 		r.writeAgents(&b)
 	}
+	r.writeDegradation(&b)
+	r.writeThresholds(&b)
 	if len(r.Notes) > 0 {
 		b.WriteString("\nNotes\n")
 		for _, n := range r.Notes {

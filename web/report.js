@@ -85,6 +85,19 @@
           a.loop_busy != null ? Math.round(100 * a.loop_busy) + "%" : "", a.intervals_received + "/" + a.intervals_expected, a.status],
       })));
   }
+  if (rep.thresholds && rep.thresholds.length) {
+    table(section("Thresholds", "thresholds"), ["threshold", "value", "result", "per step"],
+      rep.thresholds.map(t => ({
+        cls: t.ok ? "" : "fail",
+        cells: [t.expr, t.value_text, t.ok ? "pass" : t.aborted ? "FAIL (stopped the test: " + t.aborted + ")" : "FAIL",
+          (t.steps || []).map(x => x.step + ": " + x.value_text + (x.ok ? "" : " ✗")).join(", ")],
+      })));
+  }
+  if (rep.by_request && rep.by_request.length) {
+    table(section("By request name", "by-request"), ["request", "method", "path", "share", "sent", "responses", "errors", "req/s", "p50", "p99", "p99.9"],
+      rep.by_request.map(r => [r.name, r.method, r.path, (100 * r.sent_share).toFixed(1) + "%", B.fmtNum(r.sent), B.fmtNum(r.requests), B.fmtNum(r.errors), B.fmtNum(r.rps),
+        r.latency_us ? B.fmtUs(r.latency_us.p50) : "", r.latency_us ? B.fmtUs(r.latency_us.p99) : "", r.latency_us ? B.fmtUs(r.latency_us.p999) : ""]));
+  }
   if (rep.events && rep.events.length) {
     const s = section("Events", "events");
     const ul = el("ul", { class: "events" });
@@ -93,7 +106,7 @@
   }
   // Sections the JSON may carry (thresholds, per-request-name rows, any
   // other list of rows): drawn as tables when present.
-  const known = new Set(["steps", "timeline", "agents", "events", "invalid_reasons", "notes"]);
+  const known = new Set(["steps", "timeline", "agents", "events", "invalid_reasons", "notes", "thresholds", "by_request"]);
   function rowsTable(title, id, rows) {
     const keys = [];
     for (const r of rows) for (const k of Object.keys(r)) if (!keys.includes(k)) keys.push(k);

@@ -15,6 +15,7 @@ import (
 	"github.com/barrage-load/barrage/coord"
 	"github.com/barrage-load/barrage/fleet"
 	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/report"
 	"github.com/barrage-load/barrage/request"
 )
 
@@ -38,11 +39,15 @@ takes the test over if that one dies; it exits after it has taken over and
 finished a test. A test whose coordinator died is abandoned once its planned
 end plus 30 s has passed; the next coordinator marks it so and runs its plan.
 
+Thresholds, --abort-on-fail and --degrade work as in barrage run (see barrage
+run --help), on the merged intervals of the whole fleet.
+
 Exit status: 0 test completed; 1 could not run or finish (ZooKeeper
 unreachable or lost, too few agents, an agent refused or could not connect,
-superseded, stopped by the stop node); 2 bad flags or plan; 130 interrupted
-(SIGINT/SIGTERM: the agents are stopped and a partial report is printed
-within 2 s).`
+superseded, stopped by the stop node or by degradation's stop_above); 2 bad
+flags, plan or threshold; 3 a threshold failed (or stopped the test); 130
+interrupted (SIGINT/SIGTERM: the agents are stopped and a partial report is
+printed within 2 s).`
 
 func cmdCoord(args []string) int {
 	fs := newFlagSet("coord", "--zk HOSTS --agents N [load flags] URL | -f plan.yaml", coordAbout)
@@ -118,6 +123,9 @@ func cmdCoord(args []string) int {
 	if vw.rec != nil {
 		o.OnInterval, o.OnEvent, o.OnAgents = vw.rec.Interval, vw.rec.Event, vw.rec.Agents
 	}
+	cg := &coordGuard{ts: lf.parsed, log: o.Log}
+	var c *coord.Coordinator
+	cg.hook(&o, func() *coord.Coordinator { return c })
 	c, err := coord.New(o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "barrage coord: %v\n", err)
@@ -134,6 +142,7 @@ func cmdCoord(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := c.Run(ctx)
+	cg.report(rep)
 	htmlFailed := false
 	if rep != nil {
 		if werr := vw.finish(rep); werr != nil {
@@ -147,6 +156,10 @@ func cmdCoord(args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "barrage coord: %v\n", err)
+	}
+	if rep != nil && rep.ExitCode() == report.ExitThresholds && !errors.Is(err, coord.ErrInterrupted) {
+		// A threshold failed, or stopped the test (ErrStopped).
+		return report.ExitThresholds
 	}
 	if err == nil && rep != nil {
 		if htmlFailed && rep.ExitCode() == exitOK {

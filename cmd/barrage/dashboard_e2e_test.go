@@ -494,7 +494,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	extra := strings.Replace(string(page2), `{"report":{`, `{"report":{"thresholds":[{"metric":"p99","limit_us":10000,"passed":false},{"metric":"errors","limit":0,"passed":true}],"requests_by_name":{"login":{"requests":5,"p99_us":1200}},`, 1)
+	extra := strings.Replace(string(page2), `{"report":{`, `{"report":{"thresholds":[`+
+		`{"expr":"p99 < 10ms","value":12000,"unit":"us","value_text":"12.00ms","ok":false,"steps":[{"step":1,"value":9000,"value_text":"9.00ms","ok":true},{"step":2,"value":15000,"value_text":"15.00ms","ok":false}]},`+
+		`{"expr":"errors < 1%","value":0,"unit":"%","value_text":"0%","ok":true}],`+
+		`"by_request":[{"name":"login","method":"POST","path":"/login","sent_share":0.25,"sent":5,"requests":5,"errors":0,"rps":1,"latency_us":{"p50":800,"p99":1200,"p999":1300}}],`, 1)
 	if extra == string(page2) {
 		t.Fatal("the HTML report's data block does not start as expected")
 	}
@@ -502,17 +505,19 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := os.WriteFile(extraPath, []byte(extra), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b.run(t, 10*time.Second, chromedp.Navigate("file://"+extraPath), chromedp.WaitReady("#extra-thresholds"))
+	b.run(t, 10*time.Second, chromedp.Navigate("file://"+extraPath), chromedp.WaitReady("#thresholds"))
 	type extraView struct {
 		Failed int    `json:"failed"`
 		Rows   int    `json:"rows"`
+		Text   string `json:"text"`
 		Names  string `json:"names"`
 	}
 	ev := eval[extraView](t, b, `(() => ({
-	  failed: document.querySelectorAll("#extra-thresholds tr.fail").length,
-	  rows: document.querySelectorAll("#extra-thresholds tr").length - 1,
-	  names: (document.querySelector("#extra-requests_by_name") || {}).textContent || "" }))()`)
-	if ev.Rows != 2 || ev.Failed != 1 || !strings.Contains(ev.Names, "login") {
+	  failed: document.querySelectorAll("#thresholds tr.fail").length,
+	  rows: document.querySelectorAll("#thresholds tr").length - 1,
+	  text: document.querySelector("#thresholds").textContent,
+	  names: (document.querySelector("#by-request") || {}).textContent || "" }))()`)
+	if ev.Rows != 2 || ev.Failed != 1 || !strings.Contains(ev.Text, "2: 15.00ms ✗") || !strings.Contains(ev.Names, "login") || !strings.Contains(ev.Names, "1.2 ms") {
 		t.Fatalf("extra sections: %+v", ev)
 	}
 	b.check(t, "HTML report with thresholds")

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/barrage-load/barrage/proto"
+	"github.com/barrage-load/barrage/report"
 	"github.com/barrage-load/barrage/request"
 )
 
@@ -47,6 +48,11 @@ type loadFlags struct {
 	retryBase      time.Duration
 	retryMaxDelay  time.Duration
 	breaker        string
+	thresholds     []string
+	abortGrace     time.Duration
+	degrade        string
+	// parsed holds the thresholds of the plan built (guard.go).
+	parsed []*report.Threshold
 	// oneBox is set for `run`: the whole plan runs on this machine, so
 	// it must also fit one box's caps (proto.Caps).
 	oneBox bool
@@ -87,6 +93,9 @@ func (lf *loadFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&lf.retryBase, "retry-base", proto.DefaultRetryBase, "with --retry: the first retry's backoff, doubled per retry")
 	fs.DurationVar(&lf.retryMaxDelay, "retry-max-delay", proto.DefaultRetryMaxDelay, "with --retry: the longest backoff")
 	fs.StringVar(&lf.breaker, "breaker", "", `circuit breaker: "on", or key=value pairs, e.g. "error_rate=50%,min_calls=20,window=10s,open_for=5s,half_open_probes=5" (the defaults); while open, requests due are shed, not sent`)
+	fs.StringArrayVar(&lf.thresholds, "threshold", nil, `pass/fail criterion, e.g. "p99 < 250ms", "errors < 1%", "status_429 > 10%", "rps >= 99% target", "p99{step=2} < 100ms" (repeatable; replaces the plan's; a failed one exits 3)`)
+	fs.DurationVar(&lf.abortGrace, "abort-on-fail", 0, "also judge the thresholds live over the last GRACE (e.g. 10s) and stop the test when one fails")
+	fs.StringVar(&lf.degrade, "degrade", "", `lower the load when errors stay high: "error_rate=50%,for=5s,factor=0.5,stop_above=80%[,max_reductions=N]" (replaces the plan's degrade)`)
 	lf.oneBox = fs.Name() == "run"
 	if lf.oneBox {
 		fs.StringArrayVar(&lf.headerFiles, "header-file", nil, "NAME=FILE: the header's value is FILE's first line, read again whenever FILE changes (a rotated token); repeatable")
@@ -178,6 +187,22 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	}
 	if set("no-keepalive") {
 		p.NoKeepAlive = lf.noKeepAlive
+	}
+	if fs.Changed("threshold") {
+		p.Thresholds = lf.thresholds
+	}
+	if fs.Changed("abort-on-fail") {
+		p.AbortOnFail = &proto.AbortOnFail{Grace: proto.Duration(lf.abortGrace)}
+		if lf.abortGrace <= 0 {
+			return nil, proto.BadPlanf("--abort-on-fail %s: give the grace, e.g. 10s", lf.abortGrace)
+		}
+	}
+	if fs.Changed("degrade") {
+		d, err := proto.ParseDegrade(lf.degrade)
+		if err != nil {
+			return nil, err
+		}
+		p.Degrade = d
 	}
 	if set("insecure") {
 		p.Insecure = lf.insecure
@@ -275,6 +300,13 @@ func (lf *loadFlags) build(fs *pflag.FlagSet, args []string) (*proto.Plan, error
 	if p.Insecure {
 		fmt.Fprintf(os.Stderr, "barrage %s: warning: --insecure: the target's certificate is not verified\n", fs.Name())
 	}
+	// Thresholds parse here, so a bad one stops the command before
+	// anything runs, with its position (exit 2).
+	ts, err := report.ParseThresholds(p.Thresholds, &p)
+	if err != nil {
+		return nil, err
+	}
+	lf.parsed = ts
 	if lf.oneBox {
 		// The whole plan runs here: one box's connection limit applies
 		// (the rate is bounded by Validate's ceiling).

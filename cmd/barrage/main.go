@@ -29,6 +29,7 @@ Usage:
   barrage agent --zk HOSTS        join a distributed test as a load agent
   barrage coord --zk HOSTS ...    coordinate a distributed test
   barrage set --zk HOSTS ...      change a running distributed test's rate or connections
+  barrage find --threshold SLO URL  the highest rate the target sustains within an SLO
   barrage report --state-dir DIR  rebuild a distributed test's report from what agents kept
   barrage version                 the version and commit this binary was built from
 
@@ -42,6 +43,7 @@ var commands = map[string]func(args []string) int{
 	"coord":  cmdCoord,
 	"set":    cmdSet,
 	"report": cmdReport,
+	"find":   cmdFind,
 }
 
 func main() {
@@ -60,7 +62,7 @@ func main() {
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "barrage: unknown command %q (want run, target, agent, coord, set, report or version; see barrage --help)\n", name)
+		fmt.Fprintf(os.Stderr, "barrage: unknown command %q (want run, target, agent, coord, set, find, report or version; see barrage --help)\n", name)
 		os.Exit(exitBadInput)
 	}
 	os.Exit(profiled(func() int { return cmd(os.Args[2:]) }))

@@ -51,11 +51,25 @@ zero makes no sense is an error (-c 0, -d 0), not a default. The soft open-
 file limit is raised to the hard one; a connection count that cannot fit is
 refused, naming the limit.
 
+Thresholds (--threshold, or thresholds: in a plan) are judged at the end on
+the whole run and per step; with --abort-on-fail GRACE also live, and the
+test stops when one fails over the last GRACE. --degrade (or degrade: in a
+plan) lowers the rate, or the connections, when errors stay high, and stops
+the test when they stay higher. Threshold syntax:
+  MEASURE[{step=N,kind=K}] OP LIMIT   with OP one of < <= > >=
+  p99 < 250ms  p99.9 < 1s  service.p99 < 20ms  mean, min, max
+  errors < 1%  errors{kind=timeout} < 0.1%  errors < 10   (kinds: connect,
+    tls, timeout, reset, protocol, http_4xx, http_5xx, http_other)
+  status_429 > 10%  status_5xx < 5   rps >= 99% target  rps >= 5000
+Latencies are from the intended send (open model) or corrected for
+coordinated omission (closed model); service. reads the service time.
+
 Exit status: 0 completed (read "valid" in the JSON: a NOT VALID measurement
-still exits 0), 1 could not run or finish (bad or unresolvable URL, target
-unreachable, the target answered nothing), 2 bad flags or plan, 3 thresholds
-failed, 130 interrupted by SIGINT/SIGTERM (a partial report is printed within
-2 s).`
+still exits 0; thresholds, if any, passed), 1 could not run or finish (bad or
+unresolvable URL, target unreachable, the target answered nothing, or the test
+was stopped early by degradation's stop_above), 2 bad flags, plan or
+threshold, 3 a threshold failed (or stopped the test), 130 interrupted by
+SIGINT/SIGTERM (a partial report is printed within 2 s).`
 
 func cmdRun(args []string) int {
 	fs := newFlagSet("run", "[flags] URL", runAbout)
@@ -123,6 +137,7 @@ func cmdRun(args []string) int {
 	if vw.rec != nil {
 		r.With(vw.rec.Attach)
 	}
+	g := runGuard(r, plan, lf.parsed, os.Stderr)
 	var steady *runtimeStats
 	if *debugStats {
 		r.With(func(p *pipeline.Pipeline) {
@@ -167,6 +182,7 @@ func cmdRun(args []string) int {
 				end.gcs-steady.gcs, float64(end.heap)/(1<<20))
 		})
 	}
+	runGuardReport(r, g, rep)
 	code := rep.ExitCode()
 	if ctx.Err() != nil && r.Stopped() == "" {
 		code = exitInterrupted
