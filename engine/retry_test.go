@@ -145,6 +145,10 @@ func TestRetryQueue(t *testing.T) {
 // enough for requeue and resend (no engine running, no sockets).
 func testLoop(t *testing.T, fixed []byte) (*loop, []*conn) {
 	t.Helper()
+	return testLoopB(t, fixed)
+}
+
+func testLoopB(t testing.TB, fixed []byte) (*loop, []*conn) {
 	o := retryOpts(proto.Retry{Max: 2, Backoff: proto.BackoffConstant, Base: proto.Duration(time.Millisecond),
 		MaxDelay: proto.Duration(time.Millisecond), Jitter: proto.JitterNone})
 	o.Timeout = time.Second
