@@ -331,9 +331,6 @@ func (lf *loadFlags) buildRetry(fs *pflag.FlagSet, p *proto.Plan) error {
 		default:
 			p.Retry.Max = lf.retry
 		}
-		if lf.retry < 0 {
-			return proto.BadPlanf("--retry must be between 0 and %d, got %d", proto.MaxRetries, lf.retry)
-		}
 	}
 	for _, name := range []string{"retry-on", "retry-base", "retry-max-delay"} {
 		if fs.Changed(name) && p.Retry == nil {

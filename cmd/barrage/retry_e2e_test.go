@@ -245,7 +245,7 @@ func TestRetryBadInput(t *testing.T) {
 		args       []string
 	}{
 		{"retry too many", "retry.max must be between 1 and 10", []string{"--retry", "11"}},
-		{"retry negative", "--retry must be between 0 and 10", []string{"--retry", "-1"}},
+		{"retry negative", "retry.max must be between 1 and 10, got -1", []string{"--retry", "-1"}},
 		{"unknown kind", `"teapot" is not one of`, []string{"--retry", "2", "--retry-on", "teapot"}},
 		{"bad code", `"700" is not one of`, []string{"--retry", "2", "--retry-on", "700"}},
 		{"negative base", "--retry-base must be above 0", []string{"--retry", "2", "--retry-base", "-1s"}},
