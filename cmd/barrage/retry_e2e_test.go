@@ -179,10 +179,22 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 	if n, want := num(t, rep, "latency_us", "count"), num(t, rep, "requests")+num(t, rep, "censored"); n != want {
 		t.Fatalf("%v latencies for %v answers + %v censored", n, rep["requests"], rep["censored"])
 	}
-	// The transitions, in order, each legal: closed -> open -> half-open
-	// -> open or closed; at least one opening and one closing.
+	if opened, closed := checkTransitions(t, rep, ""); opened == 0 || closed == 0 {
+		t.Fatalf("breaker opened %d and closed %d times: %v", opened, closed, rep["events"])
+	}
+	if !strings.Contains(r.stderr, "Circuit ") || !strings.Contains(r.stderr, "circuit open") {
+		t.Fatalf("text report lacks the circuit:\n%s", r.stderr)
+	}
+}
+
+// checkTransitions asserts that the breaker events of one generator
+// (agent: its name in a fleet, "" for run) are in time order and each
+// legal: closed -> open -> half-open -> open or closed. It returns how
+// many times it opened and closed.
+func checkTransitions(t *testing.T, rep map[string]any, agent string) (opened, closed int) {
+	t.Helper()
 	evs, _ := rep["events"].([]any)
-	state, opened, closed := "closed", 0, 0
+	state := "closed"
 	var last float64
 	for _, e := range evs {
 		m := e.(map[string]any)
@@ -190,6 +202,12 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 			continue
 		}
 		at, text := num(t, m, "at_seconds"), m["text"].(string)
+		if agent != "" {
+			if !strings.HasPrefix(text, agent+": ") {
+				continue
+			}
+			text = strings.TrimPrefix(text, agent+": ")
+		}
 		if at < last {
 			t.Fatalf("breaker events out of order: %v", evs)
 		}
@@ -199,7 +217,7 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 			next == "half-open" && state == "open" ||
 			next == "closed" && state == "half-open"
 		if !ok {
-			t.Fatalf("breaker went from %s to %s at %.2fs: %v", state, next, at, evs)
+			t.Fatalf("%sbreaker went from %s to %s at %.2fs: %v", agent, state, next, at, evs)
 		}
 		state = next
 		switch next {
@@ -209,11 +227,37 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 			closed++
 		}
 	}
-	if opened == 0 || closed == 0 {
-		t.Fatalf("breaker opened %d and closed %d times: %v", opened, closed, evs)
+	return opened, closed
+}
+
+// TestBreakerFleet: each agent has its own breaker; both open on the
+// target's outage and close after it, their transitions in the test's
+// events named by agent, their sheds merged. The outage is at 4-5s of the
+// target's time; the test starts at least 1s after the target, so the
+// breakers close before its end at 5s.
+func TestBreakerFleet(t *testing.T) {
+	zk := zktest.Start(t)
+	url := startTarget(t, "--fail-every", "4s", "--fail-for", "1s")
+	t0 := time.Now()
+	startAgents(t, zk.Addr, 2)
+	time.Sleep(time.Second - time.Since(t0))
+	out := filepath.Join(t.TempDir(), "r.json")
+	c := startProc(t, nil, "coord", "--zk", zk.Addr, "--agents", "2", "-c", "16", "-r", "1000", "-d", "5s", "--json", out,
+		"--breaker", "window=500ms,min_calls=10,error_rate=50%,open_for=300ms,half_open_probes=3", url)
+	if code := c.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("coord exit %d:\n%s", code, c.log.String())
 	}
-	if !strings.Contains(r.stderr, "Circuit ") || !strings.Contains(r.stderr, "circuit open") {
-		t.Fatalf("text report lacks the circuit:\n%s", r.stderr)
+	rep := readReport(t, out)
+	if num(t, rep, "shed", "circuit") == 0 {
+		t.Fatalf("nothing shed: %v", rep["shed"])
+	}
+	for _, a := range []string{"agentA", "agentB"} {
+		if opened, closed := checkTransitions(t, rep, a); opened == 0 || closed == 0 {
+			t.Fatalf("%s's breaker opened %d and closed %d times: %v", a, opened, closed, rep["events"])
+		}
+	}
+	if n, want := num(t, rep, "latency_us", "count"), num(t, rep, "requests")+num(t, rep, "censored"); n != want {
+		t.Fatalf("%v latencies for %v answers + %v censored", n, rep["requests"], rep["censored"])
 	}
 }
 
