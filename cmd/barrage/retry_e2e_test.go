@@ -251,9 +251,20 @@ func TestBreakerFleet(t *testing.T) {
 	if num(t, rep, "shed", "circuit") == 0 {
 		t.Fatalf("nothing shed: %v", rep["shed"])
 	}
+	// An agent whose lease lapsed (ZooKeeper did not confirm its session
+	// in time: a CPU-starved box) sends nothing, probes included, until
+	// it is renewed: its breaker may then still be half-open at the end.
+	// The report says so (shed fenced); only then is a closing not
+	// required.
+	fenced := num(t, rep, "shed", "fenced")
 	for _, a := range []string{"agentA", "agentB"} {
-		if opened, closed := checkTransitions(t, rep, a); opened == 0 || closed == 0 {
-			t.Fatalf("%s's breaker opened %d and closed %d times: %v", a, opened, closed, rep["events"])
+		opened, closed := checkTransitions(t, rep, a)
+		if fenced > 0 && opened > 0 && closed == 0 {
+			t.Logf("%s's breaker did not close: %v requests were fenced (lease lapsed on a loaded machine)", a, fenced)
+			continue
+		}
+		if opened == 0 || closed == 0 {
+			t.Fatalf("%s's breaker opened %d and closed %d times: %v\nshed %v, timeline %v, notes %v", a, opened, closed, rep["events"], rep["shed"], rep["timeline"], rep["notes"])
 		}
 	}
 	if n, want := num(t, rep, "latency_us", "count"), num(t, rep, "requests")+num(t, rep, "censored"); n != want {
