@@ -94,6 +94,9 @@ type Point struct {
 	Errors    uint64  `json:"errors"`
 	ConnsOpen int     `json:"conns_open"`
 	ConnsWant int     `json:"conns_wanted"`
+	// Breaker lists the circuit breakers' transitions in the interval
+	// (also in the report's Events).
+	Breaker []Event `json:"breaker,omitempty"`
 }
 
 // Agent is one agent's row in a distributed run.
@@ -415,7 +418,7 @@ func (a *Aggregator) Add(s *proto.Stats) {
 	p := Point{
 		Seq: s.Seq, Step: s.Step, Start: s.Start.Seconds(), End: s.End.Seconds(),
 		Requests: s.Responses, Errors: CountErrors(s, a.expect).Total(),
-		ConnsOpen: s.ConnsOpen, ConnsWant: s.ConnsWanted,
+		ConnsOpen: s.ConnsOpen, ConnsWant: s.ConnsWanted, Breaker: BreakerEvents(s),
 	}
 	if d := (s.End - s.Start).Seconds(); d > 0 {
 		p.RPS = float64(s.Responses) / d

@@ -58,6 +58,9 @@ func TestRetriesShown(t *testing.T) {
 	if rs["logical"] != 800.0 || rs["attempts"] != 950.0 || rs["end_to_end_us"].(map[string]any)["count"] != 800.0 {
 		t.Fatalf("json retries %v", rs)
 	}
+	if tl := m["timeline"].([]any); len(tl[0].(map[string]any)["breaker"].([]any)) != 3 {
+		t.Fatalf("timeline point lacks the transitions: %v", tl)
+	}
 	evs := m["events"].([]any)
 	if len(evs) != 3 || evs[0].(map[string]any)["kind"] != EventBreaker {
 		t.Fatalf("json events %v", evs)

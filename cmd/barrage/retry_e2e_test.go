@@ -71,6 +71,10 @@ func checkRetries(t *testing.T, rep map[string]any) map[string]any {
 	if att != num(t, rep, "sent") || att != logical+retries {
 		t.Fatalf("attempts %v, sent %v, logical %v + retries %v", att, rep["sent"], logical, retries)
 	}
+	// Never more than told: at most max retries per request.
+	if max := 10.0; retries > max*logical {
+		t.Fatalf("%v retries for %v requests, more than %v each", retries, logical, max)
+	}
 	if c := sumOf(rs, "by_cause"); c != retries {
 		t.Fatalf("retries by cause %v sum to %v, not %v", rs["by_cause"], c, retries)
 	}
@@ -179,12 +183,41 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 	if n, want := num(t, rep, "latency_us", "count"), num(t, rep, "requests")+num(t, rep, "censored"); n != want {
 		t.Fatalf("%v latencies for %v answers + %v censored", n, rep["requests"], rep["censored"])
 	}
+	// The transitions are also in the JSON timeline, in their intervals.
+	var inTimeline int
+	for _, p := range rep["timeline"].([]any) {
+		pt := p.(map[string]any)
+		bk, _ := pt["breaker"].([]any)
+		for _, e := range bk {
+			// Never in an interval before its time (a transition the
+			// breaker recorded late may land in the next one).
+			if at := num(t, e.(map[string]any), "at_seconds"); at > num(t, pt, "end_seconds") {
+				t.Fatalf("transition at %vs in the interval %v-%v", at, pt["start_seconds"], pt["end_seconds"])
+			}
+			inTimeline++
+		}
+	}
+	if evs := countKind(rep, "breaker"); inTimeline != evs {
+		t.Fatalf("%d transitions in the timeline, %d in the events", inTimeline, evs)
+	}
 	if opened, closed := checkTransitions(t, rep, ""); opened == 0 || closed == 0 {
 		t.Fatalf("breaker opened %d and closed %d times: %v", opened, closed, rep["events"])
 	}
 	if !strings.Contains(r.stderr, "Circuit ") || !strings.Contains(r.stderr, "circuit open") {
 		t.Fatalf("text report lacks the circuit:\n%s", r.stderr)
 	}
+}
+
+// countKind counts the report's events of a kind.
+func countKind(rep map[string]any, kind string) int {
+	n := 0
+	evs, _ := rep["events"].([]any)
+	for _, e := range evs {
+		if e.(map[string]any)["kind"] == kind {
+			n++
+		}
+	}
+	return n
 }
 
 // checkTransitions asserts that the breaker events of one generator
