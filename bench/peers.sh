@@ -14,8 +14,14 @@
 # + sys, from the OS) per completed request; then medians and the ratios
 # (for tlsclose also handshakes per second per core: 1e6 / CPU µs).
 #
+# Mode dashboard is barrage against barrage: keep-alive with --http, its
+# live page's event stream read by a client and /metrics scraped once a
+# second, against plain keep-alive (the barrage column of keepalive in the
+# same run): what watching a test costs the generator.
+#
 # Knobs: BENCH_DURATION (10s), BENCH_REPS (5), BENCH_CONNECTIONS (64),
-# BENCH_MODES ("keepalive pipeline16 tls13 tlsclose"), BARRAGE (bin/barrage).
+# BENCH_MODES ("keepalive pipeline16 tls13 tlsclose"; add dashboard),
+# BARRAGE (bin/barrage).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$root"
@@ -54,10 +60,24 @@ run_barrage() { # mode rep
     pipeline16) args=(-p 16) ;;
     tls13) args=(-p 1 --insecure --tls-min 1.3) ;;
     tlsclose) args=(-p 1 --insecure --tls-min 1.3 --no-keepalive) ;;
+    dashboard) dport=$(free_port); args=(-p 1 --http "127.0.0.1:$dport") ;;
   esac
   local cmd=(taskset -c $gen_cpu "$barrage" run --cores 1 -c "$conns" "${args[@]}" -d "$dur" -q --json "$work/b.json" "$(url_of "$1")")
   echo "  \$ ${cmd[*]}" >>"$work/commands"
+  local watchers=()
+  if [ "$1" = dashboard ]; then
+    # The watchers run on the server's CPU, not the generator's.
+    ( wait_port "$dport"; exec taskset -c $srv_cpu curl -sN "http://127.0.0.1:$dport/api/stream" >"$work/stream.out" ) &
+    watchers+=($!)
+    ( wait_port "$dport"; while taskset -c $srv_cpu curl -s "http://127.0.0.1:$dport/metrics" >"$work/metrics.out"; do sleep 1; done ) &
+    watchers+=($!)
+  fi
   "$work/cpurun" -o "$work/cpu.json" "${cmd[@]}" >/dev/null 2>"$work/b.err" || { cat "$work/b.err"; echo "peers.sh: barrage failed" >&2; exit 1; }
+  for w in "${watchers[@]}"; do kill "$w" 2>/dev/null || true; wait "$w" 2>/dev/null || true; done
+  if [ "$1" = dashboard ]; then
+    grep -q '^data:' "$work/stream.out" || { echo "peers.sh: the dashboard's stream sent nothing" >&2; exit 1; }
+    grep -q '^barrage_requests_sent_total' "$work/metrics.out" || { echo "peers.sh: /metrics had no barrage_requests_sent_total" >&2; exit 1; }
+  fi
   local reqs errs
   reqs=$(sed -n 's/^  "requests": \([0-9]*\),$/\1/p' "$work/b.json")
   errs=$(sed -n 's/^  "errors": \([0-9]*\),$/\1/p' "$work/b.json")
@@ -94,6 +114,12 @@ record() { # tool mode rep requests errors
 for mode in $modes; do
   echo "== $mode"
   for rep in $(seq 1 "$reps"); do
+    if [ "$mode" = dashboard ]; then
+      # Against barrage without the dashboard, alternating.
+      if [ $((rep % 2)) -eq 1 ]; then run_barrage dashboard "$rep"; run_barrage keepalive-ref "$rep"
+      else run_barrage keepalive-ref "$rep"; run_barrage dashboard "$rep"; fi
+      continue
+    fi
     if [ $((rep % 2)) -eq 1 ]; then run_barrage "$mode" "$rep"; run_wrk "$mode" "$rep"
     else run_wrk "$mode" "$rep"; run_barrage "$mode" "$rep"; fi
   done
@@ -105,6 +131,15 @@ echo "== medians (req/s, µs of generator CPU per completed request)"
 printf "  %-11s %12s %12s %10s %10s %14s %14s\n" mode barrage_rps wrk_rps b_cpu_us w_cpu_us "rps ratio b/w" "cpu ratio b/w"
 hs_lines=()
 for mode in $modes; do
+  if [ "$mode" = dashboard ]; then
+    drps=$(awk -F'\t' '$1=="barrage" && $2=="dashboard" {print $6}' "$results" | median)
+    rrps=$(awk -F'\t' '$1=="barrage" && $2=="keepalive-ref" {print $6}' "$results" | median)
+    dcpu=$(awk -F'\t' '$1=="barrage" && $2=="dashboard" {print $9}' "$results" | median)
+    rcpu=$(awk -F'\t' '$1=="barrage" && $2=="keepalive-ref" {print $9}' "$results" | median)
+    hs_lines+=("$(awk -v dr="$drps" -v rr="$rrps" -v dc="$dcpu" -v rc="$rcpu" 'BEGIN {
+      printf "  dashboard: barrage with --http watched vs without: %.0f vs %.0f req/s, %.3f vs %.3f µs CPU/request, CPU ratio %.4f (%+.2f%%)", dr, rr, dc, rc, dc/rc, 100*(dc/rc-1) }')")
+    continue
+  fi
   brps=$(awk -F'\t' -v m="$mode" '$1=="barrage" && $2==m {print $6}' "$results" | median)
   wrps=$(awk -F'\t' -v m="$mode" '$1=="wrk" && $2==m {print $6}' "$results" | median)
   bcpu=$(awk -F'\t' -v m="$mode" '$1=="barrage" && $2==m {print $9}' "$results" | median)
