@@ -25,8 +25,8 @@ type ProgressOptions struct {
 // ProgressLine prints the one-line progress of interval iv (merged over
 // loops, or over agents): elapsed time, responses per second (and the
 // target rate in the open model), p99, errors as users count them with
-// their kinds, and total's errors so far, requests shed if any, the
-// connections held, and the agents reporting. `run` and `coord` both
+// their kinds, and total's errors so far, requests shed if any, retries
+// sent if any, the connections held, and the agents reporting. `run` and `coord` both
 // print it, once per interval. total may be nil.
 //
 //	[   3.0s]      4998 req/s (target 5000)  p99 3.06ms    errors 12 (http_5xx 12), 36 in all  shed 3 (backlog 3)  conns 64/64  agents 3/3
@@ -63,6 +63,11 @@ func ProgressLine(w io.Writer, iv, total *proto.Stats, o ProgressOptions) error 
 			}
 		}
 		fmt.Fprintf(&b, "  shed %d (%s)", shed, strings.Join(kinds, ", "))
+	}
+	if r := iv.TotalRetries(); r > 0 {
+		// Retries are extra load on top of the schedule: say how many of
+		// the interval's sends they were.
+		fmt.Fprintf(&b, "  retries %d", r)
 	}
 	fmt.Fprintf(&b, "  conns %d/%d", iv.ConnsOpen, iv.ConnsWanted)
 	if o.AgentsTotal > 0 {

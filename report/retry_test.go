@@ -84,3 +84,16 @@ func TestBreakerEventsAgent(t *testing.T) {
 		t.Fatalf("events %+v", evs)
 	}
 }
+
+// TestProgressRetries: the progress line counts the interval's retries.
+func TestProgressRetries(t *testing.T) {
+	s := openIV(0, 0, 1000, 10, 0.1)
+	s.Retries[proto.Retry5xx], s.Retries[proto.RetryTimeout] = 30, 2
+	var b strings.Builder
+	if err := ProgressLine(&b, s, nil, ProgressOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "  retries 32  conns 10/10") {
+		t.Fatalf("progress %q", b.String())
+	}
+}
