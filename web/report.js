@@ -93,6 +93,16 @@
           (t.steps || []).map(x => x.step + ": " + x.value_text + (x.ok ? "" : " ✗")).join(", ")],
       })));
   }
+  if (rep.retries) {
+    const r = rep.retries, kv = m => Object.keys(m || {}).filter(k => m[k]).map(k => k + " " + B.fmtNum(m[k])).join(", ") || "none";
+    const e = r.end_to_end_us;
+    table(section("Retries", "retries"), ["what", "value"], [
+      ["requests (first sends)", B.fmtNum(r.logical)], ["attempts", B.fmtNum(r.attempts)], ["retries", B.fmtNum(r.retries)],
+      ["retries by cause", kv(r.by_cause)], ["succeeded only after a retry", B.fmtNum(r.succeeded_after_retry)],
+      ["exhausted (last attempt failed)", B.fmtNum(r.exhausted)], ["not retried", kv(r.dropped)],
+      ["end to end (with backoff) p50 / p99 / p99.9", e ? [e.p50, e.p99, e.p999].map(B.fmtUs).join(" / ") : "–"],
+    ]);
+  }
   if (rep.by_request && rep.by_request.length) {
     table(section("By request name", "by-request"), ["request", "method", "path", "share", "sent", "responses", "errors", "req/s", "p50", "p99", "p99.9"],
       rep.by_request.map(r => [r.name, r.method, r.path, (100 * r.sent_share).toFixed(1) + "%", B.fmtNum(r.sent), B.fmtNum(r.requests), B.fmtNum(r.errors), B.fmtNum(r.rps),
@@ -106,7 +116,7 @@
   }
   // Sections the JSON may carry (thresholds, per-request-name rows, any
   // other list of rows): drawn as tables when present.
-  const known = new Set(["steps", "timeline", "agents", "events", "invalid_reasons", "notes", "thresholds", "by_request"]);
+  const known = new Set(["steps", "timeline", "agents", "events", "invalid_reasons", "notes", "thresholds", "by_request", "retries"]);
   function rowsTable(title, id, rows) {
     const keys = [];
     for (const r of rows) for (const k of Object.keys(r)) if (!keys.includes(k)) keys.push(k);

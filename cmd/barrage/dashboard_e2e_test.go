@@ -497,6 +497,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	extra := strings.Replace(string(page2), `{"report":{`, `{"report":{"thresholds":[`+
 		`{"expr":"p99 < 10ms","value":12000,"unit":"us","value_text":"12.00ms","ok":false,"steps":[{"step":1,"value":9000,"value_text":"9.00ms","ok":true},{"step":2,"value":15000,"value_text":"15.00ms","ok":false}]},`+
 		`{"expr":"errors < 1%","value":0,"unit":"%","value_text":"0%","ok":true}],`+
+		`"retries":{"attempts":175,"logical":100,"retries":75,"by_cause":{"5xx":75},"succeeded_after_retry":38,"exhausted":12,"dropped":{},"end_to_end_us":{"p50":900,"p99":52000,"p999":90000}},`+
 		`"by_request":[{"name":"login","method":"POST","path":"/login","sent_share":0.25,"sent":5,"requests":5,"errors":0,"rps":1,"latency_us":{"p50":800,"p99":1200,"p999":1300}}],`, 1)
 	if extra == string(page2) {
 		t.Fatal("the HTML report's data block does not start as expected")
@@ -507,17 +508,20 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	b.run(t, 10*time.Second, chromedp.Navigate("file://"+extraPath), chromedp.WaitReady("#thresholds"))
 	type extraView struct {
-		Failed int    `json:"failed"`
-		Rows   int    `json:"rows"`
-		Text   string `json:"text"`
-		Names  string `json:"names"`
+		Failed  int    `json:"failed"`
+		Rows    int    `json:"rows"`
+		Text    string `json:"text"`
+		Names   string `json:"names"`
+		Retries string `json:"retries"`
 	}
 	ev := eval[extraView](t, b, `(() => ({
 	  failed: document.querySelectorAll("#thresholds tr.fail").length,
 	  rows: document.querySelectorAll("#thresholds tr").length - 1,
 	  text: document.querySelector("#thresholds").textContent,
-	  names: (document.querySelector("#by-request") || {}).textContent || "" }))()`)
-	if ev.Rows != 2 || ev.Failed != 1 || !strings.Contains(ev.Text, "2: 15.00ms ✗") || !strings.Contains(ev.Names, "login") || !strings.Contains(ev.Names, "1.2 ms") {
+	  names: (document.querySelector("#by-request") || {}).textContent || "",
+	  retries: (document.querySelector("#retries") || {}).textContent || "" }))()`)
+	if ev.Rows != 2 || ev.Failed != 1 || !strings.Contains(ev.Text, "2: 15.00ms ✗") || !strings.Contains(ev.Names, "login") || !strings.Contains(ev.Names, "1.2 ms") ||
+		!strings.Contains(ev.Retries, "succeeded only after a retry38") || !strings.Contains(ev.Retries, "5xx 75") {
 		t.Fatalf("extra sections: %+v", ev)
 	}
 	b.check(t, "HTML report with thresholds")
