@@ -201,7 +201,7 @@ func (o *Options) normalize() error {
 			return fmt.Errorf("%w: fail kinds: %v", ErrBadOptions, err)
 		}
 		o.fail = fs
-		if r := o.Retry; r != nil && (r.Max < 1 || r.Max > proto.MaxRetries || r.Base <= 0 || r.MaxDelay < r.Base) {
+		if r := o.Retry; r != nil && (r.Max < 2 || r.Max > proto.MaxAttempts || r.Base <= 0 || r.MaxDelay < r.Base) {
 			return fmt.Errorf("%w: retry %+v (normalize and validate the plan first)", ErrBadOptions, *r)
 		}
 		if b := o.Breaker; b != nil && (b.Window.D() < proto.MinBreakerWindow || b.MinCalls < 1 || b.ErrorRate <= 0 || b.OpenFor <= 0 || b.HalfOpenProbes < 1) {

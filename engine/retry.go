@@ -85,7 +85,7 @@ func newRetrier(o *Options, idx int) *retrier {
 	rt.rng = splitmix64(o.Seed ^ splitmix64(uint64(idx)+0x5eed))
 	if r := o.Retry; r != nil {
 		rt.on = true
-		rt.max = uint8(r.Max)
+		rt.max = uint8(r.Max - 1) // retries: the first attempt is not one
 		rt.exp = r.Backoff != proto.BackoffConstant
 		rt.base, rt.cap = int64(r.Base), int64(r.MaxDelay)
 		switch r.Jitter {

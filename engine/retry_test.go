@@ -42,7 +42,7 @@ func TestBackoff(t *testing.T) {
 		{"a huge k neither overflows nor passes the cap", proto.BackoffExponential, 200, 2000 * ms},
 		{"constant stays at base", proto.BackoffConstant, 9, 50 * ms},
 	} {
-		rt := newRetrier(retryOpts(proto.Retry{Max: 10, Backoff: tc.backoff, Base: proto.Duration(50 * time.Millisecond),
+		rt := newRetrier(retryOpts(proto.Retry{Max: 11, Backoff: tc.backoff, Base: proto.Duration(50 * time.Millisecond),
 			MaxDelay: proto.Duration(2 * time.Second), Jitter: proto.JitterNone}), 0)
 		if got := rt.delay(tc.k); got != tc.want {
 			t.Errorf("%s: delay(%d) = %v, want %v", tc.name, tc.k, time.Duration(got), time.Duration(tc.want))
@@ -149,7 +149,7 @@ func testLoop(t *testing.T, fixed []byte) (*loop, []*conn) {
 }
 
 func testLoopB(t testing.TB, fixed []byte) (*loop, []*conn) {
-	o := retryOpts(proto.Retry{Max: 2, Backoff: proto.BackoffConstant, Base: proto.Duration(time.Millisecond),
+	o := retryOpts(proto.Retry{Max: 3, Backoff: proto.BackoffConstant, Base: proto.Duration(time.Millisecond),
 		MaxDelay: proto.Duration(time.Millisecond), Jitter: proto.JitterNone})
 	o.Timeout = time.Second
 	e := &Engine{opts: *o}

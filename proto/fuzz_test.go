@@ -267,7 +267,7 @@ var planSeeds = []string{
 	"target_url: http://h/\nrate: 100\nretry: {max: 3, backoff: exponential, base: 50ms, max_delay: 2s, jitter: true, on: [connect, timeout, reset, 5xx, 429]}\nbreaker: {window: 10s, min_calls: 20, error_rate: 50%, open_for: 5s, half_open_probes: 5}\n",
 	`{"target_url": "http://h/", "retry": {"max": 2, "backoff": "constant", "jitter": "equal", "on": [503, "timeout"]}, "breaker": {"error_rate": 0.25}}`,
 	"target_url: http://h/\nretry: {max: 11}\n",
-	"target_url: http://h/\nretry: {max: 1, on: [teapot]}\nbreaker: {error_rate: 2}\n",
+	"target_url: http://h/\nretry: {max: 2, on: [teapot]}\nbreaker: {error_rate: 2}\n",
 	"",
 }
 

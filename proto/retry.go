@@ -27,9 +27,9 @@ const (
 	DefaultBreakerOpenFor  = 5 * time.Second
 	DefaultBreakerProbes   = 5
 
-	// MaxRetries bounds retry.max: past a handful, retries only multiply
+	// MaxAttempts bounds retry.max: past a handful, retries only multiply
 	// the load on a target that is failing.
-	MaxRetries = 10
+	MaxAttempts = 10
 	// MaxRetryDelay bounds retry.base and retry.max_delay.
 	MaxRetryDelay = time.Hour
 	// MinBreakerWindow bounds breaker.window from below: the breaker
@@ -129,11 +129,12 @@ func (f *FailOn) UnmarshalJSON(b []byte) error {
 }
 
 // Retry is a plan's retry section: a request whose attempt fails with one
-// of the kinds in On is sent again, the same bytes, after a backoff, up to
-// Max more times.
+// of the kinds in On is sent again, the same bytes, after a backoff, for
+// up to Max attempts in all (the first included, as resilience4j's
+// maxAttempts: max 3 is the first send and two retries).
 type Retry struct {
-	// Max is how many times a request may be sent again (1 to
-	// MaxRetries): a request makes at most Max+1 attempts.
+	// Max is the most attempts a request makes, the first included (2
+	// to MaxAttempts): at most Max-1 retries.
 	Max int `json:"max" yaml:"max"`
 	// Backoff is "exponential" (the default: Base, 2*Base, 4*Base, ...)
 	// or "constant" (Base every time); either is capped at MaxDelay.
@@ -261,8 +262,8 @@ func (p *Plan) normalizeRetry() {
 // validateRetry checks the retry and breaker sections of a normalized plan.
 func (p *Plan) validateRetry() error {
 	if r := p.Retry; r != nil {
-		if r.Max < 1 || r.Max > MaxRetries {
-			return bad("retry.max must be between 1 and %d, got %d (leave retry out for none)", MaxRetries, r.Max)
+		if r.Max < 2 || r.Max > MaxAttempts {
+			return bad("retry.max must be between 2 and %d attempts in all (the first included), got %d (leave retry out for none)", MaxAttempts, r.Max)
 		}
 		switch r.Backoff {
 		case BackoffExponential, BackoffConstant:

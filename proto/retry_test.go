@@ -38,12 +38,13 @@ func TestRetryValidation(t *testing.T) {
 	}{
 		{"defaults", "retry: {max: 3}", ""},
 		{"the issue's example", "retry: {max: 3, backoff: exponential, base: 50ms, max_delay: 2s, jitter: true, on: [connect, timeout, reset, 5xx, 429]}", ""},
-		{"constant, equal jitter, codes as numbers", "retry: {max: 1, backoff: CONSTANT, jitter: equal, on: [503, 502, protocol, 4xx]}", ""},
+		{"constant, equal jitter, codes as numbers", "retry: {max: 2, backoff: CONSTANT, jitter: equal, on: [503, 502, protocol, 4xx]}", ""},
 		{"jitter false", "retry: {max: 2, jitter: false}", ""},
-		{"max zero", "retry: {max: 0}", "retry.max must be between 1 and 10, got 0"},
-		{"max left out", "retry: {base: 10ms}", "retry.max must be between 1 and 10, got 0"},
-		{"max too big", "retry: {max: 11}", "retry.max must be between 1 and 10, got 11"},
-		{"max negative", "retry: {max: -1}", "retry.max must be between 1 and 10"},
+		{"max zero", "retry: {max: 0}", "retry.max must be between 2 and 10 attempts in all (the first included), got 0"},
+		{"max one: no retry", "retry: {max: 1}", "retry.max must be between 2 and 10 attempts in all (the first included), got 1"},
+		{"max left out", "retry: {base: 10ms}", "retry.max must be between 2 and 10 attempts in all (the first included), got 0"},
+		{"max too big", "retry: {max: 11}", "retry.max must be between 2 and 10 attempts in all (the first included), got 11"},
+		{"max negative", "retry: {max: -1}", "retry.max must be between 2 and 10 attempts in all"},
 		{"negative base", "retry: {max: 2, base: -5ms}", "retry.base must be positive"},
 		{"base too long", "retry: {max: 2, base: 2h}", "retry.base 2h0m0s is longer than 1h0m0s"},
 		{"max_delay below base", "retry: {max: 2, base: 1s, max_delay: 100ms}", "retry.max_delay 100ms is shorter than retry.base 1s"},
@@ -92,7 +93,7 @@ func TestRetryDefaults(t *testing.T) {
 		t.Fatalf("breaker %+v, want %+v", *p.Breaker, wantB)
 	}
 	// A base above the default max_delay raises the max_delay with it.
-	p, err = ParsePlan([]byte("target_url: http://h/\nretry: {max: 1, base: 5s}\n"))
+	p, err = ParsePlan([]byte("target_url: http://h/\nretry: {max: 2, base: 5s}\n"))
 	if err != nil || p.Retry.MaxDelay.D() != 5*time.Second {
 		t.Fatalf("base 5s: %v, %+v", err, p.Retry)
 	}

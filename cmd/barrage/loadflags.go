@@ -88,7 +88,7 @@ func (lf *loadFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&lf.tlsMin, "tls-min", "", "https: lowest TLS version offered: 1.2 (default) or 1.3")
 	fs.StringSliceVar(&lf.ciphers, "ciphers", nil, "https: TLS 1.2 cipher suites offered, by Go name, comma-separated (TLS 1.3's are not configurable)")
 	fs.BoolVar(&lf.tlsResume, "tls-resume", false, "https: resume TLS sessions (tickets) on reconnects; by default every connection makes a full handshake")
-	fs.IntVar(&lf.retry, "retry", 0, fmt.Sprintf("retry a failed request up to N more times, the same bytes, after an exponential backoff with full jitter (1 to %d; 0 = no retries); retries are extra load, reported as such", proto.MaxRetries))
+	fs.IntVar(&lf.retry, "retry", 0, fmt.Sprintf("send a failed request again, the same bytes, after an exponential backoff with full jitter, up to N attempts in all, the first included (2 to %d; 0 = no retries); retries are extra load, reported as such", proto.MaxAttempts))
 	fs.StringSliceVar(&lf.retryOn, "retry-on", nil, "with --retry: the failures retried, and the ones the breaker counts: connect, timeout, reset, protocol, 4xx, 5xx or status codes (default "+strings.Join(proto.DefaultFailOn, ",")+")")
 	fs.DurationVar(&lf.retryBase, "retry-base", proto.DefaultRetryBase, "with --retry: the first retry's backoff, doubled per retry")
 	fs.DurationVar(&lf.retryMaxDelay, "retry-max-delay", proto.DefaultRetryMaxDelay, "with --retry: the longest backoff")
