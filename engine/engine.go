@@ -71,6 +71,9 @@ type Engine struct {
 	// float: the one loop runs unlocked, kept on its CPU by the process's
 	// affinity mask alone (see Run).
 	float bool
+	// cpuShare is the share of a CPU each loop may have under the cgroup's
+	// CPU quota (1 without one): its capacity per second (cpuquota.go).
+	cpuShare float64
 	// unixNS is the epoch's wall-clock time (Unix ns): a loop's now plus
 	// it is a request's send time for {{now_ms}}.
 	unixNS int64
@@ -140,6 +143,7 @@ func New(o Options) (*Engine, error) {
 		return nil, fmt.Errorf("%w: every step needs at least one connection", ErrBadOptions)
 	}
 	e.nloops = min(len(o.CPUs), minConns)
+	e.cpuShare = loopShare(CPUQuota(), e.nloops)
 	e.collect = make(chan part, e.nloops*8)
 	if o.Breaker != nil {
 		e.bk = newBreaker(*o.Breaker, o.fail.Connect, e.nloops)

@@ -68,7 +68,7 @@ func (l *loop) handoff(seq, step int, start, end time.Duration, final bool) {
 	l.takeTLSErrs(st)
 	st.ConnsOpen, st.ConnsWanted = l.openN, l.want
 	if cpu := l.cpuTime(); cpu > 0 {
-		st.LoopCPU, st.LoopCapacity = cpu-l.lastCPU, end-start
+		st.LoopCPU, st.LoopCapacity = cpu-l.lastCPU, time.Duration(float64(end-start)*l.e.cpuShare)
 		l.lastCPU = cpu
 	}
 	if !l.open && st.Latency.TotalCount() > 0 {

@@ -99,6 +99,7 @@ func cmdAgent(args []string) int {
 	if *cores > 0 {
 		cpus = cpus[:*cores]
 	}
+	quotaNotice("agent", len(cpus))
 	if *zkWait < 0 {
 		fmt.Fprintln(os.Stderr, "barrage agent: --zk-wait must be >= 0")
 		return exitBadInput

@@ -209,6 +209,7 @@ func findLocal(ctx context.Context, plan *proto.Plan, ts []*report.Threshold, o 
 		cpus = cpus[:cores]
 	}
 	opts.CPUs = cpus
+	quotaNotice("find", len(cpus))
 	_, _, _ = engine.RaiseFileLimit()
 	if err := engine.CheckFileLimit(plan.Connections); err != nil {
 		fmt.Fprintf(os.Stderr, "barrage find: %v\n", err)

@@ -109,6 +109,7 @@ func cmdRun(args []string) int {
 		cpus = cpus[:*cores]
 	}
 	opts.CPUs = cpus
+	quotaNotice("run", len(cpus))
 	// Descriptors: raise the soft limit toward the hard one, and refuse a
 	// connection count that cannot fit rather than fail connects for the
 	// whole run.
