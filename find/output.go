@@ -5,7 +5,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
+
+	"github.com/barrage-load/barrage/report"
 )
 
 // Answer is the search's one-line answer.
@@ -27,17 +28,8 @@ func (r *Result) Answer(slo []string) string {
 	return "no answer: the search did not finish"
 }
 
-// fmtUS writes microseconds with a unit that suits them.
-func fmtUS(us int64) string {
-	d := time.Duration(us) * time.Microsecond
-	switch {
-	case d < time.Millisecond:
-		return fmt.Sprintf("%dµs", us)
-	case d < time.Second:
-		return fmt.Sprintf("%.2fms", float64(us)/1e3)
-	}
-	return fmt.Sprintf("%.2fs", float64(us)/1e6)
-}
+// fmtUS writes microseconds as the report does.
+func fmtUS(us int64) string { return report.FormatUS(us) }
 
 // StepLine says one step in a line (progress).
 func StepLine(m Measurement) string {

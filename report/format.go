@@ -9,6 +9,10 @@ import (
 
 func uitoa(n uint64) string { return strconv.FormatUint(n, 10) }
 
+// FormatUS formats a latency in microseconds with a unit that suits it
+// ("870µs", "12.40ms", "1.50s"), as the report writes latencies.
+func FormatUS(us int64) string { return fmtUS(us) }
+
 // fmtUS formats a latency in microseconds with a unit that suits it.
 func fmtUS(us int64) string {
 	d := time.Duration(us) * time.Microsecond

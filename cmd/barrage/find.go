@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -337,19 +336,7 @@ func writeFind(res *find.Result, rep *report.Report, slo []string, o find.Option
 	if jsonOut == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(findJSON{SLO: slo, MinRate: o.Min, MaxRate: o.Max, Step: o.Step.Seconds(), Settle: o.Settle.Seconds(),
+	return writeJSON(jsonOut, findJSON{SLO: slo, MinRate: o.Min, MaxRate: o.Max, Step: o.Step.Seconds(), Settle: o.Settle.Seconds(),
 		Warmup: o.Warmup.Seconds(), Resolution: o.Resolution, Growth: o.Growth, Result: res, Found: res.Found(),
-		Answer: res.Answer(slo), Report: rep}, "", "  ")
-	if err != nil {
-		return err
-	}
-	b = append(b, '\n')
-	if jsonOut == "-" {
-		_, err = os.Stdout.Write(b)
-		return err
-	}
-	if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
-		return fmt.Errorf("cannot write the JSON: %w", err)
-	}
-	return nil
+		Answer: res.Answer(slo), Report: rep}, "the JSON")
 }

@@ -223,7 +223,13 @@ func writeReport(rep *report.Report, jsonOut string) error {
 	if jsonOut == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(rep, "", "  ")
+	return writeJSON(jsonOut, rep, "the JSON report")
+}
+
+// writeJSON writes v, indented, to the file jsonOut, or to stdout for "-";
+// what names it in an error.
+func writeJSON(jsonOut string, v any, what string) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -233,7 +239,7 @@ func writeReport(rep *report.Report, jsonOut string) error {
 		return err
 	}
 	if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
-		return fmt.Errorf("cannot write the JSON report: %w", err)
+		return fmt.Errorf("cannot write %s: %w", what, err)
 	}
 	return nil
 }
