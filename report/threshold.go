@@ -207,10 +207,17 @@ func (p *thParser) space() {
 // word reads [A-Za-z0-9_.µ%]+ (a name, a number with its unit).
 func (p *thParser) word() (string, int) {
 	p.space()
+	return p.run(func(c byte) bool {
+		return c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+	})
+}
+
+// run reads the bytes ok takes, and µ, from p.pos on: the text and where
+// it starts.
+func (p *thParser) run(ok func(c byte) bool) (string, int) {
 	start := p.pos
 	for p.pos < len(p.s) {
-		c := p.s[p.pos]
-		if c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+		if ok(p.s[p.pos]) {
 			p.pos++
 			continue
 		}
@@ -458,20 +465,7 @@ func (p *thParser) unit() (string, int) {
 		p.pos++
 		return "%", p.pos - 1
 	}
-	start := p.pos
-	for p.pos < len(p.s) {
-		c := p.s[p.pos]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
-			p.pos++
-			continue
-		}
-		if strings.HasPrefix(p.s[p.pos:], "µ") {
-			p.pos += len("µ")
-			continue
-		}
-		break
-	}
-	return p.s[start:p.pos], start
+	return p.run(func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' })
 }
 
 var latencyUnits = map[string]time.Duration{
