@@ -14,7 +14,7 @@ FUZZTIME_SHORT ?= 3s
 
 help:
 	@echo "make build        build $(BIN)"
-	@echo "make test         install ZooKeeper and nginx if missing, then unit, fuzz-seed, allocation and end-to-end tests, and each fuzz target for FUZZTIME_SHORT ($(FUZZTIME_SHORT))"
+	@echo "make test         install ZooKeeper, nginx, Chromium and podman if missing, then unit, fuzz-seed, allocation and end-to-end tests, and each fuzz target for FUZZTIME_SHORT ($(FUZZTIME_SHORT))"
 	@echo "make race         tests under the race detector"
 	@echo "make fuzz         run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
 	@echo "make chaos        the fault matrix against real ZooKeeper; writes RELIABILITY.md (CHAOS_ROWS=a,b for some rows)"
@@ -55,7 +55,7 @@ image: dist
 	podman build -f packaging/Containerfile -t barrage:$(VERSION) .
 
 deps:
-	bash scripts/install-deps.sh zookeeper chromium nginx
+	bash scripts/install-deps.sh zookeeper chromium nginx podman
 
 test: deps
 	$(GO) vet $(PKGS)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what barrage's tests and benchmarks need, only when missing:
-#   install-deps.sh [zookeeper] [wrk] [nginx] [chromium]     (default: zookeeper)
+#   install-deps.sh [zookeeper] [wrk] [nginx] [chromium] [podman]   (default: zookeeper)
 # chromium is Debian's headless-capable browser, for the dashboard's and
 # the HTML report's browser tests (driven with chromedp).
 # Debian packages, as root, no service is started (zookeeper, not zookeeperd).
@@ -16,7 +16,8 @@ for w in "${want[@]}"; do
     wrk)       command -v wrk >/dev/null 2>&1 || missing+=(wrk) ;;
     nginx)     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx) ;;
     chromium)  command -v chromium >/dev/null 2>&1 || missing+=(chromium) ;;
-    *) echo "install-deps.sh: unknown dependency '$w' (want zookeeper, wrk, nginx, chromium)" >&2; exit 2 ;;
+    podman)    command -v podman >/dev/null 2>&1 || missing+=(podman) ;;
+    *) echo "install-deps.sh: unknown dependency '$w' (want zookeeper, wrk, nginx, chromium, podman)" >&2; exit 2 ;;
   esac
 done
 if ! command -v java >/dev/null 2>&1; then
