@@ -318,25 +318,36 @@ func TestSteadyStateAllocations(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	var allocs, bytes, responses, gcs uint64
-	var per float64
-	var heap float64
-	line := ""
-	for _, l := range strings.Split(r.stderr, "\n") {
+	ds := debugStatsOf(t, r.stderr)
+	t.Logf("%s", ds.line)
+	// A count, not a timing: the hot path must not allocate per request.
+	if ds.responses < 10000 || ds.per >= 0.01 {
+		t.Fatalf("%d allocations for %d responses (%.4f per response), want < 0.01", ds.allocs, ds.responses, ds.per)
+	}
+	if ds.gcs > 3 {
+		t.Fatalf("%d GC cycles in the steady state", ds.gcs)
+	}
+}
+
+// debugStats is run --debug-stats' steady-state line, parsed.
+type debugStats struct {
+	line                          string
+	allocs, bytes, responses, gcs uint64
+	per, heapMB                   float64
+}
+
+// debugStatsOf parses the last debug-stats line of a run's stderr.
+func debugStatsOf(t *testing.T, stderr string) debugStats {
+	t.Helper()
+	var ds debugStats
+	for _, l := range strings.Split(stderr, "\n") {
 		if strings.HasPrefix(l, "debug-stats:") {
-			line = l
+			ds.line = l
 		}
 	}
-	if _, err := fmt.Sscanf(line, "debug-stats: steady state: %d heap allocations (%d bytes) for %d responses = %f allocations per response; %d GC cycles; heap %f MB",
-		&allocs, &bytes, &responses, &per, &gcs, &heap); err != nil {
-		t.Fatalf("no debug-stats line (%v): %q", err, r.stderr)
+	if _, err := fmt.Sscanf(ds.line, "debug-stats: steady state: %d heap allocations (%d bytes) for %d responses = %f allocations per response; %d GC cycles; heap %f MB",
+		&ds.allocs, &ds.bytes, &ds.responses, &ds.per, &ds.gcs, &ds.heapMB); err != nil {
+		t.Fatalf("no debug-stats line (%v): %q", err, stderr)
 	}
-	t.Logf("%s", line)
-	// A count, not a timing: the hot path must not allocate per request.
-	if responses < 10000 || per >= 0.01 {
-		t.Fatalf("%d allocations for %d responses (%.4f per response), want < 0.01", allocs, responses, per)
-	}
-	if gcs > 3 {
-		t.Fatalf("%d GC cycles in the steady state", gcs)
-	}
+	return ds
 }

@@ -670,24 +670,13 @@ func TestSteadyStateAllocationsMix(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	var allocs, bytes, responses, gcs uint64
-	var per, heap float64
-	line := ""
-	for _, l := range strings.Split(r.stderr, "\n") {
-		if strings.HasPrefix(l, "debug-stats:") {
-			line = l
-		}
+	ds := debugStatsOf(t, r.stderr)
+	t.Logf("%s", ds.line)
+	if ds.responses < 10000 || ds.per >= 0.01 {
+		t.Fatalf("%d allocations for %d responses (%.4f per response), want < 0.01", ds.allocs, ds.responses, ds.per)
 	}
-	if _, err := fmt.Sscanf(line, "debug-stats: steady state: %d heap allocations (%d bytes) for %d responses = %f allocations per response; %d GC cycles; heap %f MB",
-		&allocs, &bytes, &responses, &per, &gcs, &heap); err != nil {
-		t.Fatalf("no debug-stats line (%v): %q", err, r.stderr)
-	}
-	t.Logf("%s", line)
-	if responses < 10000 || per >= 0.01 {
-		t.Fatalf("%d allocations for %d responses (%.4f per response), want < 0.01", allocs, responses, per)
-	}
-	if gcs > 3 {
-		t.Fatalf("%d GC cycles in the steady state", gcs)
+	if ds.gcs > 3 {
+		t.Fatalf("%d GC cycles in the steady state", ds.gcs)
 	}
 }
 

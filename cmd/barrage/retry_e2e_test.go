@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -376,24 +375,13 @@ func TestSteadyStateAllocationsRetry(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("%s: exit %d: %s", tc.name, r.code, r.stderr)
 		}
-		line := ""
-		for _, l := range strings.Split(r.stderr, "\n") {
-			if strings.HasPrefix(l, "debug-stats:") {
-				line = l
-			}
-		}
-		var allocs, bytes, responses, gcs uint64
-		var per, heap float64
-		if _, err := fmt.Sscanf(line, "debug-stats: steady state: %d heap allocations (%d bytes) for %d responses = %f allocations per response; %d GC cycles; heap %f MB",
-			&allocs, &bytes, &responses, &per, &gcs, &heap); err != nil {
-			t.Fatalf("%s: no debug-stats line (%v): %q", tc.name, err, r.stderr)
-		}
-		t.Logf("%s: %s", tc.name, line)
+		ds := debugStatsOf(t, r.stderr)
+		t.Logf("%s: %s", tc.name, ds.line)
 		if rs := checkRetries(t, r.report); num(t, rs, "retries") < 1000 {
 			t.Fatalf("%s: only %v retries: the retry path was not exercised", tc.name, rs["retries"])
 		}
-		if responses < 10000 || per >= 0.01 {
-			t.Fatalf("%s: %d allocations for %d responses (%.4f per response), want < 0.01", tc.name, allocs, responses, per)
+		if ds.responses < 10000 || ds.per >= 0.01 {
+			t.Fatalf("%s: %d allocations for %d responses (%.4f per response), want < 0.01", tc.name, ds.allocs, ds.responses, ds.per)
 		}
 	}
 }

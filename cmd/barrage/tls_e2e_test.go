@@ -195,22 +195,11 @@ func TestSteadyStateAllocationsTLS(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("exit %d: %s", r.code, r.stderr)
 		}
-		var allocs, bytes, responses, gcs uint64
-		var per, heap float64
-		line := ""
-		for _, l := range strings.Split(r.stderr, "\n") {
-			if strings.HasPrefix(l, "debug-stats:") {
-				line = l
-			}
-		}
-		if _, err := fmt.Sscanf(line, "debug-stats: steady state: %d heap allocations (%d bytes) for %d responses = %f allocations per response; %d GC cycles; heap %f MB",
-			&allocs, &bytes, &responses, &per, &gcs, &heap); err != nil {
-			t.Fatalf("no debug-stats line (%v): %q", err, r.stderr)
-		}
-		t.Logf("-p %s: %s", p, line)
+		ds := debugStatsOf(t, r.stderr)
+		t.Logf("-p %s: %s", p, ds.line)
 		// A count, not a timing.
-		if responses < 5000 || per >= 0.01 || gcs > 3 {
-			t.Fatalf("-p %s: %d allocations for %d responses (%.4f per response), %d GC cycles", p, allocs, responses, per, gcs)
+		if ds.responses < 5000 || ds.per >= 0.01 || ds.gcs > 3 {
+			t.Fatalf("-p %s: %d allocations for %d responses (%.4f per response), %d GC cycles", p, ds.allocs, ds.responses, ds.per, ds.gcs)
 		}
 	}
 }
