@@ -25,8 +25,6 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // The browser tests drive Debian's headless Chromium (make test installs
@@ -377,16 +375,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// 5. /metrics parses with the Prometheus text parser, and its counters
 	// are the JSON report's.
-	r, err := http.Get(page + "metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(r.Body)
-	r.Body.Close()
-	if err != nil {
-		t.Fatalf("/metrics: %v", err)
-	}
+	fams := scrapeMetrics(t, page+"metrics")
 	counter := func(name, label, val string) float64 {
 		f := fams[name]
 		if f == nil || f.GetType() != dto.MetricType_COUNTER {

@@ -185,16 +185,7 @@ func TestAgentProbesAndMetrics(t *testing.T) {
 
 	// The agent's /metrics: parsed by Prometheus' parser, its counters are
 	// what the report says this one agent sent and got.
-	r, err := http.Get(base + "metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(r.Body)
-	r.Body.Close()
-	if err != nil {
-		t.Fatalf("agent /metrics: %v", err)
-	}
+	fams := scrapeMetrics(t, base+"metrics")
 	get := func(name, label, val string) float64 {
 		f := fams[name]
 		if f == nil {
@@ -231,4 +222,21 @@ func TestAgentProbesAndMetrics(t *testing.T) {
 	if !strings.Contains(body, "unreachable") && !strings.Contains(body, "expired") {
 		t.Fatalf("readyz with ZooKeeper cut off: %q", body)
 	}
+}
+
+// scrapeMetrics reads url (a /metrics page) with Prometheus' own text
+// parser.
+func scrapeMetrics(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	r, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r.Body)
+	if err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	return fams
 }
