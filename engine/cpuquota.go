@@ -32,14 +32,14 @@ func cgroupQuota(fsys fs.FS) float64 {
 	if err != nil {
 		return 0
 	}
-	dir, v2 := cpuCgroupDir(string(cg), string(mi))
+	dir, m, v2 := cpuCgroupDir(string(cg), string(mi))
 	if dir == "" {
 		return 0
 	}
 	var least float64
-	// From the process's cgroup up to the hierarchy's root: a limit set
-	// on a parent (a Kubernetes pod's) binds its children.
-	m := mountOf(string(mi), v2)
+	// From the process's cgroup up to the hierarchy's root (its mount
+	// point m): a limit set on a parent (a Kubernetes pod's) binds its
+	// children.
 	for d := dir; strings.HasPrefix(d, m); d = path.Dir(d) {
 		if q := quotaAt(fsys, d, v2); q > 0 && (least == 0 || q < least) {
 			least = q
@@ -85,8 +85,9 @@ func quotaAt(fsys fs.FS, d string, v2 bool) float64 {
 
 // cpuCgroupDir finds the directory of the process's cpu cgroup: on a v1
 // hierarchy with the cpu controller if one is mounted (v2 is then only
-// the unified leftover), else on the v2 one.
-func cpuCgroupDir(cgroup, mountinfo string) (dir string, v2 bool) {
+// the unified leftover), else on the v2 one; and the hierarchy's mount
+// point.
+func cpuCgroupDir(cgroup, mountinfo string) (dir, mnt string, v2 bool) {
 	var v1Path, v2Path string
 	have1, have2 := false, false
 	sc := bufio.NewScanner(strings.NewReader(cgroup))
@@ -107,15 +108,15 @@ func cpuCgroupDir(cgroup, mountinfo string) (dir string, v2 bool) {
 	}
 	if have1 {
 		if m, root := mount(mountinfo, false); m != "" {
-			return join(m, root, v1Path), false
+			return join(m, root, v1Path), m, false
 		}
 	}
 	if have2 {
 		if m, root := mount(mountinfo, true); m != "" {
-			return join(m, root, v2Path), true
+			return join(m, root, v2Path), m, true
 		}
 	}
-	return "", false
+	return "", "", false
 }
 
 // join places a cgroup path under its mount point, less the mount's root.
@@ -124,11 +125,6 @@ func join(mnt, root, p string) string {
 		p = strings.TrimPrefix(p, root)
 	}
 	return path.Join(mnt, p)
-}
-
-func mountOf(mountinfo string, v2 bool) string {
-	m, _ := mount(mountinfo, v2)
-	return m
 }
 
 // mount finds the cgroup mount (v2, or v1 with the cpu controller) in
