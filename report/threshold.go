@@ -117,7 +117,8 @@ type Threshold struct {
 	// run.
 	Step int
 	// Request narrows the measure to one request of a mix, by name ("":
-	// all); req is its index in the plan, set by ParseThresholds.
+	// all); req is its index in the plan, set by ParseThresholds (-1
+	// until then).
 	Request string
 	req     int
 	Op      Op
@@ -165,7 +166,6 @@ func ParseThresholds(exprs []string, p *proto.Plan) ([]*Threshold, error) {
 				Msg: "a share of the rate asked needs the open model (give a rate, -r); in the closed model compare rps with a number"}
 		}
 		if t.Request != "" {
-			t.req = -1
 			var names []string
 			for i, r := range p.Requests {
 				names = append(names, strconv.Quote(r.Name))
@@ -379,7 +379,9 @@ func (p *thParser) selector(t *Threshold) error {
 			if t.Service {
 				return p.fail(at, "request= reads the request's own latency (its report row's): service. does not combine with it")
 			}
-			t.Request = val
+			// Resolved by ParseThresholds against the plan; until then
+			// it names no request (nothing to judge).
+			t.Request, t.req = val, -1
 		default:
 			return p.fail(at, "unknown selector %q (want step=N, request=NAME, or kind=K for errors)", key)
 		}
