@@ -114,8 +114,8 @@
     for (const e of rep.events) ul.appendChild(el("li", null, B.fmtSec(e.at_seconds) + " " + e.kind + ": " + e.text));
     s.appendChild(ul);
   }
-  // Sections the JSON may carry (thresholds, per-request-name rows, any
-  // other list of rows): drawn as tables when present.
+  // Any other list of rows the JSON carries: drawn as a table, titled by
+  // its key.
   const known = new Set(["steps", "timeline", "agents", "events", "invalid_reasons", "notes", "thresholds", "by_request", "retries"]);
   function rowsTable(title, id, rows) {
     const keys = [];
@@ -134,12 +134,11 @@
     }
     return null;
   }
-  const titles = { thresholds: "Thresholds", names: "By request name", requests_by_name: "By request name", by_name: "By request name" };
   for (const k of Object.keys(rep)) {
     if (known.has(k)) continue;
     const rows = asRows(rep[k]);
     if (!rows || /_us$/.test(k)) continue;
-    rowsTable(titles[k] || k.replace(/_/g, " "), "extra-" + k, rows);
+    rowsTable(k.replace(/_/g, " "), "extra-" + k, rows);
   }
   for (const [k, title] of [["invalid_reasons", "Why the run is not valid"], ["notes", "Notes"]]) {
     if (rep[k] && rep[k].length) {
