@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -45,18 +46,9 @@ func TestContainerImage(t *testing.T) {
 	}
 	tag := fmt.Sprintf("localhost/barrage-e2e:%d", os.Getpid())
 	run := func(timeout time.Duration, args ...string) (string, error) {
-		cmd := exec.Command(podman, args...)
-		done := make(chan struct{})
-		var out []byte
-		var err error
-		go func() { out, err = cmd.CombinedOutput(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(timeout):
-			_ = cmd.Process.Kill()
-			<-done
-			return string(out), fmt.Errorf("podman %s: no end within %s", args[0], timeout)
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, podman, args...).CombinedOutput()
 		return string(out), err
 	}
 	if out, err := run(3*time.Minute, "build", "-q", "-f", "packaging/Containerfile", "-t", tag, ctx); err != nil {
