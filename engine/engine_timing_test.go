@@ -53,7 +53,13 @@ func BenchmarkPumpBacklog(b *testing.B) { benchPump(b, 1e9, 1000) }
 // BenchmarkFill is the closed model's per-request path without sockets:
 // a response completes, the connection is refilled.
 func BenchmarkFill(b *testing.B) {
-	l := fakeLoop(b, Options{Schedule: []proto.Segment{{Duration: time.Hour, Connections: 64}}}, 1, 0, 64)
+	benchFill(b, Options{Schedule: []proto.Segment{{Duration: time.Hour, Connections: 64}}})
+}
+
+// benchFill completes and refills the 64 connections of a loop made with
+// o, one per iteration.
+func benchFill(b *testing.B, o Options) {
+	l := fakeLoop(b, o, 1, 0, 64)
 	now := int64(0)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -53,22 +53,7 @@ body: '{"product":1234,"quantity":2,"user":"u000042"}'
 	return o
 }
 
-func benchFillMix(b *testing.B, fixed bool) {
-	l := fakeLoop(b, flashOptions(b, fixed), 1, 0, 64)
-	now := int64(0)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		now += 1000
-		c := l.conns[i&63]
-		for c.n > 0 {
-			l.complete(c, now)
-		}
-		l.fill(c, now)
-		l.flush()
-	}
-	sinkI64 += int64(l.st.Sent)
-}
+func benchFillMix(b *testing.B, fixed bool) { benchFill(b, flashOptions(b, fixed)) }
 
 // BenchmarkFillFixed: the closed model's per-request path, one fixed
 // request of the flash sale's size.
